@@ -1,0 +1,122 @@
+"""The `harvestwatch` command."""
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+
+from . import __version__
+from .analyze import Settings, analyze
+from .parse.clock import resolve_zone
+from .parse.netfilter import summarize_skips
+from .report.document import write_json
+from .report.text import write_text
+from .store.db import Store, StoreError
+
+
+def _positive(kind):
+    def convert(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harvestwatch", description="Catch the servers that harvest IPv6 "
+                                     "addresses, and the scanners they feed.")
+    parser.add_argument("--version", action="version", version=f"harvestwatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    a = commands.add_parser("analyze", help="find scans and their trigger packets in existing kernel logs",
+                            description="Read netfilter LOG lines (kern.log, syslog, journalctl -k, /dev/kmsg "
+                            "dumps; plain or gzip; '-' for stdin), detect scans and sweeps, and list the "
+                            "packets sent from each scanned address before its scan.")
+    a.add_argument("files", nargs="+", metavar="FILE")
+    a.add_argument("--json", action="store_true", help="write one JSON document instead of the text report")
+    a.add_argument("--db", metavar="PATH", help="keep the evidence in this SQLite store (created if missing)")
+    a.add_argument("--year", type=int, help="year of the first syslog line without one (default: year of the "
+                   "file's last modification, the year before for months after it)")
+    a.add_argument("--tz", default="UTC", metavar="ZONE", help="zone of timestamps without one (default UTC)")
+    a.add_argument("--min-ports", type=_positive(int), default=10, metavar="N",
+                   help="distinct (protocol, port) pairs that make a scan (default 10)")
+    a.add_argument("--window", type=_positive(float), default=60.0, metavar="S",
+                   help="seconds within which those ports must be reached (default 60)")
+    a.add_argument("--min-hosts", type=_positive(int), default=8, metavar="N",
+                   help="distinct destinations that make a sweep (default 8)")
+    a.add_argument("--lookback", type=_positive(float), default=300.0, metavar="S",
+                   help="seconds before a scan searched for trigger packets (default 300)")
+    a.add_argument("--boot-time", type=float, metavar="EPOCH",
+                   help="boot time for /dev/kmsg and dmesg records (default: this machine's)")
+
+    s = commands.add_parser("synthlog", help="write a synthetic appliance log with known ground truth",
+                            add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "synthlog":
+        from .synthlog import main as synth_main
+        return synth_main(args.rest)
+    return run_analyze(args)
+
+
+def fail(message: str) -> int:
+    print(f"harvestwatch: {message}", file=sys.stderr)
+    return 2
+
+
+def run_analyze(args) -> int:
+    for path in args.files:
+        if path != "-" and not os.access(path, os.R_OK):
+            return fail(f"cannot read {path}: {'no such file' if not os.path.exists(path) else 'permission denied'}")
+    if args.min_ports < 2 or args.min_hosts < 2:
+        return fail("--min-ports and --min-hosts must be at least 2")
+    try:
+        resolve_zone(args.tz)
+    except ValueError as exc:
+        return fail(str(exc))
+    settings = Settings(min_ports=args.min_ports, window=args.window, min_hosts=args.min_hosts,
+                        lookback=args.lookback, year=args.year, tz=args.tz, boot_time=args.boot_time)
+    scratch = None
+    if args.db:
+        db_path = args.db
+    else:
+        scratch = tempfile.TemporaryDirectory(prefix="harvestwatch-")
+        db_path = os.path.join(scratch.name, "analyze.sqlite")
+    try:
+        store = Store(db_path)
+        try:
+            result = analyze(args.files, store, settings)
+            scans = store.scans(result.scan_ids)
+            suspects = store.suspects([row["id"] for row in scans])
+            out = sys.stdout
+            if args.json:
+                write_json(out, store, scans, suspects, parameters=vars(settings), result=result)
+            else:
+                write_text(out, store, scans, suspects, settings.lookback)
+            out.flush()
+        finally:
+            store.close()
+    except sqlite3.Error as exc:
+        full = "full" in str(exc).lower()
+        print(f"harvestwatch: store {db_path}: {exc}"
+              + ("; free some space: what was stored before this point is intact" if full else ""), file=sys.stderr)
+        return 1
+    except (OSError, StoreError) as exc:
+        print(f"harvestwatch: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    print(summarize_skips(result.lines, result.records, result.skipped), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Streaming scan detection: packets in, scans and sweeps out.
+
+A *scan* is packets from one source to one destination covering at least `min_ports` distinct
+(protocol, port) pairs within `window` seconds. A *sweep* is one source reaching at least
+`min_hosts` distinct destinations within `window` seconds (inbound or forwarded packets only:
+our own host contacting many servers is not a sweep).
+
+Packets are grouped into episodes per (source, destination): an episode goes on while packets
+keep arriving less than `window` seconds apart, and is judged when it goes quiet. Memory is
+bounded by what arrived within the last window, never by the length of the input.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..parse.netfilter import INBOUND, FORWARDED, Packet
+
+PORTSCAN, SWEEP = "portscan", "sweep"
+SWEEP_TARGET = "*"
+
+
+@dataclass
+class Scan:
+    kind: str                      # PORTSCAN or SWEEP
+    scanner: str
+    target: str                    # SWEEP_TARGET for sweeps
+    start: float
+    end: float
+    packets: int
+    ports: list                    # sorted [(proto, port-or-None)]
+    targets: list = field(default_factory=list)     # sweeps: the destinations reached
+    candidates: list = field(default_factory=list)  # trigger candidates (attribute stage)
+
+    @property
+    def scanner_net(self) -> str:
+        return network_of(self.scanner)
+
+    @property
+    def protocols(self) -> dict:
+        counts: dict[str, int] = {}
+        for proto, _ in self.ports:
+            counts[proto] = counts.get(proto, 0) + 1
+        return counts
+
+
+def network_of(address: str) -> str:
+    """The scanner family: /64 for IPv6 (one host's or one customer's block), /24 for IPv4."""
+    ip = ipaddress.ip_address(address)
+    return str(ipaddress.ip_network(f"{address}/{64 if ip.version == 6 else 24}", strict=False))
+
+
+def dense_enough(first_seen: list[float], count: int, window: float) -> bool:
+    """True if some `window`-second span holds the first sighting of `count` distinct ports."""
+    if len(first_seen) < count:
+        return False
+    times = sorted(first_seen)
+    return any(times[i + count - 1] - times[i] <= window for i in range(len(times) - count + 1))
+
+
+# Episode fields, kept in a list for speed (this is the per-packet hot path).
+_START, _LAST, _SEEN, _PACKETS, _SRC, _DST, _CANDIDATES = range(7)
+_PORTS = _CANDIDATES  # a sweep keeps the set of ports it used where a pair keeps candidates
+
+
+class ScanDetector:
+    """Feed packets in time order; `emit` is called with each finished Scan."""
+
+    def __init__(self, emit: Callable[[Scan], None], *, min_ports: int = 10, window: float = 60.0,
+                 min_hosts: int = 8, candidates: Callable[[str, float], list] | None = None):
+        if min_ports < 2 or min_hosts < 2 or window <= 0:
+            raise ValueError("min-ports and min-hosts must be at least 2 and the window positive")
+        self.emit = emit
+        self.min_ports, self.window, self.min_hosts = min_ports, window, min_hosts
+        # Called when an episode first reaches min_ports: the trigger history is complete then.
+        self.candidates = candidates or (lambda address, start: [])
+        self._pairs: dict[tuple[str, str], list] = {}
+        self._sources: dict[str, list] = {}
+        self._next_expiry = float("-inf")
+
+    def feed(self, packets: list[Packet]) -> None:
+        pairs, sources = self._pairs, self._sources
+        window, min_ports = self.window, self.min_ports
+        for ts, src, dst, proto, _sport, dport, direction, _prefix in packets:
+            if ts >= self._next_expiry:
+                self._expire(ts)
+            key = (src, dst)
+            episode = pairs.get(key)
+            if episode is None or ts - episode[_LAST] > window:
+                if episode is not None:
+                    self._close_pair(episode)
+                episode = pairs[key] = [ts, ts, {}, 0, src, dst, None]
+            elif ts > episode[_LAST]:
+                episode[_LAST] = ts
+            episode[_PACKETS] += 1
+            seen = episode[_SEEN]
+            port = (proto, dport)
+            if port not in seen:
+                seen[port] = ts
+                if len(seen) == min_ports:
+                    episode[_CANDIDATES] = self.candidates(dst, episode[_START])
+            if direction is INBOUND or direction is FORWARDED:
+                sweep = sources.get(src)
+                if sweep is None or ts - sweep[_LAST] > window:
+                    if sweep is not None:
+                        self._close_sweep(sweep)
+                    sweep = sources[src] = [ts, ts, {}, 0, src, None, set()]
+                elif ts > sweep[_LAST]:
+                    sweep[_LAST] = ts
+                sweep[_PACKETS] += 1
+                hosts = sweep[_SEEN]
+                if dst not in hosts:
+                    hosts[dst] = ts
+                sweep[_PORTS].add(port)
+
+    def flush(self) -> None:
+        """End of input: judge every open episode."""
+        self._expire(float("inf"))
+
+    def open_episodes(self) -> int:
+        return len(self._pairs) + len(self._sources)
+
+    # -- internals -------------------------------------------------------------------------
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window
+        for table, close in ((self._pairs, self._close_pair), (self._sources, self._close_sweep)):
+            stale = [key for key, episode in table.items() if episode[_LAST] < horizon]
+            for key in stale:
+                close(table.pop(key))
+        self._next_expiry = now + self.window
+
+    def _close_pair(self, episode: list) -> None:
+        seen = episode[_SEEN]
+        if len(seen) < self.min_ports or not dense_enough(list(seen.values()), self.min_ports, self.window):
+            return
+        self.emit(Scan(PORTSCAN, episode[_SRC], episode[_DST], episode[_START], episode[_LAST],
+                       episode[_PACKETS], sorted(seen, key=_port_order),
+                       candidates=episode[_CANDIDATES] or []))
+
+    def _close_sweep(self, episode: list) -> None:
+        hosts = episode[_SEEN]
+        if len(hosts) < self.min_hosts or not dense_enough(list(hosts.values()), self.min_hosts, self.window):
+            return
+        self.emit(Scan(SWEEP, episode[_SRC], SWEEP_TARGET, episode[_START], episode[_LAST],
+                       episode[_PACKETS], sorted(episode[_PORTS], key=_port_order),
+                       targets=sorted(hosts, key=hosts.get)))
+
+
+def _port_order(port: tuple) -> tuple:
+    proto, number = port
+    return (proto, -1 if number is None else number)

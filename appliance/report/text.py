@@ -1,0 +1,55 @@
+"""The human report, in the spirit of the seed's Detective script."""
+from __future__ import annotations
+
+from typing import TextIO
+
+from .evidence import scan_document, scanner_families, suspect_document
+
+
+def write_text(out: TextIO, store, scan_rows, suspect_rows, lookback: float) -> None:
+    portscans = sweeps = 0
+    for row in scan_rows:
+        doc = scan_document(store, row)
+        protocols = ", ".join(f"{proto} {count}" for proto, count in sorted(doc["protocols"].items()))
+        if doc["kind"] == "sweep":
+            sweeps += 1
+            ports = ", ".join(f"{p['port']}/{p['proto']}" if p["port"] is not None else p["proto"]
+                              for p in doc["ports"][:8])
+            out.write(f"SWEEP DETECTED: startTime={doc['start']} numHosts={len(doc['targets'])} "
+                      f"ports={ports} packets={doc['packets']} SRC={doc['scanner']} "
+                      f"durationSeconds={doc['duration']:.1f}\n\n")
+            continue
+        portscans += 1
+        out.write(f"SCAN DETECTED: startTime={doc['start']} numPortsScanned={doc['port_count']} ({protocols}) "
+                  f"packets={doc['packets']} SRC={doc['scanner']} DST={doc['target']} "
+                  f"durationSeconds={doc['duration']:.1f} family={doc['scanner_net']}\n")
+        if not doc["candidates"]:
+            out.write(f"Unattributed: no packet was sent from {doc['target']} in the {lookback:g} s before the scan.\n\n")
+            continue
+        if doc["attribution"] == "certain":
+            out.write("Certain: the scanned address contacted only this endpoint before the scan...\n")
+        else:
+            out.write("One or more of these packets may have triggered the scan...\n")
+        for c in doc["candidates"]:
+            source = f"[{c['src']}]:{c['sport']}" if c["sport"] is not None else c["src"]
+            dest = f"[{c['dst']}]" if ":" in c["dst"] else c["dst"]
+            dest += f":{c['dport']}" if c["dport"] is not None else ""
+            out.write(f" #{c['rank']} lag={c['lag']:.1f}s @{c['time']}  {source} -> {dest} {c['proto']}\n")
+        out.write("\n")
+
+    suspects = [suspect_document(row) for row in suspect_rows]
+    out.write(f"SUSPECTS: remote endpoints contacted from scanned addresses before their scans "
+              f"({len(suspects)})\n")
+    if suspects:
+        width = max(len(s["endpoint"]) for s in suspects)
+        out.write(f"  {'endpoint':<{width}}  scans  certain   score  contacted-by  hit-rate  min-lag  median-lag\n")
+        for s in suspects:
+            out.write(f"  {s['endpoint']:<{width}}  {s['scans']:5d}  {s['certain']:7d}  {s['score']:6.2f}  "
+                      f"{s['exposures']:12d}  {s['hit_rate']:7.0%}  {s['min_lag']:6.1f}s  {s['median_lag']:9.1f}s\n")
+    families = scanner_families(scan_rows)
+    out.write(f"\nSCANNER FAMILIES ({len(families)})\n")
+    for f in families:
+        out.write(f"  {f['net']:<24}  addresses {len(f['scanners']):4d}  scans {f['scans']:5d}  "
+                  f"sweeps {f['sweeps']:3d}  {f['first']} .. {f['last']}\n")
+    out.write(f"\n{portscans} scans, {sweeps} sweeps.\n")
+

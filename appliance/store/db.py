@@ -1,0 +1,260 @@
+"""The evidence store: SQLite in WAL mode, shared by `analyze`, the daemon and the status page.
+
+Writers add scans (with their trigger candidates) and contacts in batched transactions; every
+insert is idempotent, so importing the same log twice stores nothing twice and a writer killed
+mid-batch leaves the last committed state intact. `refresh()` recomputes what is derived from
+the evidence: each scan's attribution (certain / candidate / unattributed), candidate ranks and
+the suspects table. The schema moves forward by `PRAGMA user_version` migrations.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import time
+from collections import defaultdict
+
+from ..detect.scans import PORTSCAN, Scan
+
+class StoreError(RuntimeError):
+    """The store cannot be used as it is (a newer schema, ...): said plainly, nothing changed."""
+
+
+CERTAIN, CANDIDATE, UNATTRIBUTED = "certain", "candidate", "unattributed"
+
+MIGRATIONS = [
+    # 1: the correlator core
+    """
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        started REAL NOT NULL,
+        finished REAL,
+        sources TEXT NOT NULL,          -- JSON list of file names
+        parameters TEXT NOT NULL,       -- JSON: min_ports, window, lookback, ...
+        lines INTEGER, records INTEGER,
+        skipped TEXT                    -- JSON {reason: count}
+    );
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,             -- portscan | sweep
+        scanner TEXT NOT NULL,
+        scanner_net TEXT NOT NULL,      -- /64 (IPv6) or /24 (IPv4): the scanner family
+        target TEXT NOT NULL,           -- '*' for sweeps
+        start REAL NOT NULL,
+        end REAL NOT NULL,
+        packets INTEGER NOT NULL,
+        port_count INTEGER NOT NULL,
+        ports TEXT NOT NULL,            -- JSON [[proto, port], ...]
+        protocols TEXT NOT NULL,        -- JSON {proto: distinct ports}
+        targets TEXT NOT NULL,          -- JSON list (sweeps)
+        attribution TEXT NOT NULL DEFAULT 'unattributed',
+        import_id INTEGER REFERENCES imports(id),
+        UNIQUE (kind, scanner, target, start)
+    );
+    CREATE INDEX scans_by_target ON scans(target, start);
+    CREATE INDEX scans_by_start ON scans(start);
+    CREATE TABLE candidates (
+        scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+        ts REAL NOT NULL,
+        src TEXT NOT NULL,
+        sport INTEGER,
+        dst TEXT NOT NULL,
+        dport INTEGER,
+        proto TEXT NOT NULL,
+        lag REAL NOT NULL,              -- scan start - ts
+        rank INTEGER,                   -- 1 = most likely trigger of this scan
+        UNIQUE (scan_id, ts, src, sport, dst, dport, proto)
+    );
+    CREATE INDEX candidates_by_endpoint ON candidates(proto, dst, dport);
+    CREATE TABLE contacts (
+        src TEXT NOT NULL, proto TEXT NOT NULL, dst TEXT NOT NULL, dport INTEGER NOT NULL,
+        first_ts REAL NOT NULL, last_ts REAL NOT NULL,
+        PRIMARY KEY (src, proto, dst, dport)
+    ) WITHOUT ROWID;
+    CREATE INDEX contacts_by_endpoint ON contacts(proto, dst, dport);
+    CREATE TABLE suspects (
+        proto TEXT NOT NULL, dst TEXT NOT NULL, dport INTEGER NOT NULL,
+        scans INTEGER NOT NULL,         -- scans this endpoint preceded
+        certain INTEGER NOT NULL,       -- of which the scanned address contacted nothing else
+        score REAL NOT NULL,            -- sum over those scans of 1 / candidate endpoints
+        exposures INTEGER NOT NULL,     -- addresses that contacted it (scanned or not)
+        min_lag REAL NOT NULL, median_lag REAL NOT NULL,
+        first_ts REAL NOT NULL, last_ts REAL NOT NULL,
+        PRIMARY KEY (proto, dst, dport)
+    ) WITHOUT ROWID;
+    """,
+]
+
+# Contacts store ports as integers; protocols without ports use this.
+NO_PORT = -1
+
+
+class Store:
+    def __init__(self, path: str, *, readonly: bool = False):
+        self.path = path
+        if readonly:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+        else:
+            self.db = sqlite3.connect(path, timeout=30.0)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a power cut loses at most the last transactions, never the file.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path}: store schema {version} is newer than this HarvestWatch "
+                               f"({len(MIGRATIONS)}); upgrade HarvestWatch")
+        for number in range(version, len(MIGRATIONS)):
+            with self.db:
+                self.db.executescript("BEGIN;" + MIGRATIONS[number] + f"PRAGMA user_version={number + 1};COMMIT;")
+
+    # -- imports --------------------------------------------------------------------------
+    def begin_import(self, sources: list[str], parameters: dict) -> int:
+        with self.db:
+            cursor = self.db.execute("INSERT INTO imports(started, sources, parameters) VALUES (?, ?, ?)",
+                                     (time.time(), json.dumps(sources), json.dumps(parameters)))
+        return cursor.lastrowid
+
+    def finish_import(self, import_id: int, lines: int, records: int, skipped: dict) -> None:
+        with self.db:
+            self.db.execute("UPDATE imports SET finished=?, lines=?, records=?, skipped=? WHERE id=?",
+                            (time.time(), lines, records, json.dumps(dict(skipped), sort_keys=True), import_id))
+
+    # -- evidence -------------------------------------------------------------------------
+    def add_scans(self, scans: list[Scan], import_id: int | None = None) -> list[int]:
+        """Store scans and their candidates; returns their ids (existing ids for duplicates)."""
+        ids = []
+        with self.db:
+            for scan in scans:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO scans(kind, scanner, scanner_net, target, start, end, packets, "
+                    "port_count, ports, protocols, targets, import_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (scan.kind, scan.scanner, scan.scanner_net, scan.target, scan.start, scan.end, scan.packets,
+                     len(scan.ports), json.dumps(scan.ports), json.dumps(scan.protocols),
+                     json.dumps(scan.targets), import_id))
+                scan_id = self.db.execute("SELECT id FROM scans WHERE kind=? AND scanner=? AND target=? AND start=?",
+                                          (scan.kind, scan.scanner, scan.target, scan.start)).fetchone()[0]
+                ids.append(scan_id)
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO candidates(scan_id, ts, src, sport, dst, dport, proto, lag) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    [(scan_id, c.ts, c.src, c.sport, c.dst, c.dport, c.proto, scan.start - c.ts)
+                     for c in scan.candidates])
+        return ids
+
+    def add_contacts(self, contacts: dict[tuple, list]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO contacts(src, proto, dst, dport, first_ts, last_ts) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(src, proto, dst, dport) DO UPDATE SET "
+                "first_ts=min(first_ts, excluded.first_ts), last_ts=max(last_ts, excluded.last_ts)",
+                [(src, proto, dst, NO_PORT if dport is None else dport, first, last)
+                 for (src, proto, dst, dport), (first, last) in contacts.items()])
+
+    # -- derived --------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Recompute attributions, candidate ranks and suspects from all stored evidence."""
+        db = self.db
+        # Per scan, per endpoint: the packet nearest the scan (smallest lag).
+        per_scan: dict[int, dict[tuple, float]] = defaultdict(dict)
+        for scan_id, proto, dst, dport, lag in db.execute(
+                "SELECT scan_id, proto, dst, dport, min(lag) FROM candidates GROUP BY scan_id, proto, dst, dport"):
+            per_scan[scan_id][(proto, dst, dport)] = lag
+        scans = {row[0]: row[1:] for row in db.execute(
+            "SELECT id, target, start FROM scans WHERE kind=?", (PORTSCAN,))}
+
+        attribution = {}
+        for scan_id, (target, start) in scans.items():
+            endpoints = per_scan.get(scan_id)
+            if not endpoints:
+                attribution[scan_id] = UNATTRIBUTED
+                continue
+            attribution[scan_id] = CANDIDATE
+            if len(endpoints) == 1:
+                # Certain only if the address never contacted anything else before the scan.
+                (proto, dst, dport), = endpoints
+                others = db.execute(
+                    "SELECT count(*) FROM contacts WHERE src=? AND first_ts<=? AND NOT "
+                    "(proto=? AND dst=? AND dport=?)",
+                    (target, start, proto, dst, NO_PORT if dport is None else dport)).fetchone()[0]
+                if others == 0:
+                    attribution[scan_id] = CERTAIN
+
+        stats: dict[tuple, dict] = {}
+        for scan_id, endpoints in per_scan.items():
+            if scan_id not in scans:
+                continue
+            start = scans[scan_id][1]
+            for endpoint, lag in endpoints.items():
+                entry = stats.setdefault(endpoint, {"scans": 0, "certain": 0, "score": 0.0, "lags": [],
+                                                    "first": start, "last": start})
+                entry["scans"] += 1
+                entry["certain"] += attribution[scan_id] == CERTAIN
+                entry["score"] += 1.0 / len(endpoints)
+                entry["lags"].append(lag)
+                entry["first"], entry["last"] = min(entry["first"], start), max(entry["last"], start)
+        exposures = {(proto, dst, None if dport == NO_PORT else dport): count for proto, dst, dport, count in db.execute(
+            "SELECT proto, dst, dport, count(*) FROM contacts GROUP BY proto, dst, dport")}
+
+        with db:
+            db.executemany("UPDATE scans SET attribution=? WHERE id=?",
+                           [(value, scan_id) for scan_id, value in attribution.items()])
+            db.execute("DELETE FROM suspects")
+            db.executemany(
+                "INSERT INTO suspects(proto, dst, dport, scans, certain, score, exposures, min_lag, median_lag, "
+                "first_ts, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(proto, dst, NO_PORT if dport is None else dport, e["scans"], e["certain"], e["score"],
+                  max(exposures.get((proto, dst, dport), 0), e["scans"]), min(e["lags"]),
+                  statistics.median(e["lags"]), e["first"], e["last"])
+                 for (proto, dst, dport), e in stats.items()])
+            # Rank each scan's candidate endpoints: the endpoint whose contacts were most often
+            # followed by a scan first (hit rate, smoothed so one lucky contact is not 100 %),
+            # then the suspects score, then the shortest lag.
+            ranks = []
+            for scan_id, endpoints in per_scan.items():
+                def strength(endpoint):
+                    e = stats[endpoint]
+                    exposed = max(exposures.get(endpoint, 0), e["scans"])
+                    return (-(e["scans"] + 1) / (exposed + 2), -e["score"], endpoints[endpoint])
+                for rank, (proto, dst, dport) in enumerate(sorted(endpoints, key=strength), start=1):
+                    ranks.append((rank, scan_id, proto, dst, dport))
+            db.executemany("UPDATE candidates SET rank=? WHERE scan_id=? AND proto=? AND dst=? AND dport IS ?",
+                           ranks)
+
+    # -- reading --------------------------------------------------------------------------
+    def scans(self, ids: list[int] | None = None) -> list[sqlite3.Row]:
+        if ids is None:
+            return self.db.execute("SELECT * FROM scans ORDER BY start, id").fetchall()
+        rows = []
+        for offset in range(0, len(ids), 500):
+            chunk = ids[offset:offset + 500]
+            rows += self.db.execute(f"SELECT * FROM scans WHERE id IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall()
+        return sorted(rows, key=lambda row: (row["start"], row["id"]))
+
+    def candidates_of(self, scan_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM candidates WHERE scan_id=? ORDER BY rank, ts",
+                               (scan_id,)).fetchall()
+
+    def suspects(self, scan_ids: list[int] | None = None) -> list[sqlite3.Row]:
+        """Suspects over all stored scans, or limited to endpoints that preceded `scan_ids`."""
+        # Same order as candidate ranks: smoothed hit rate, then score, then lag.
+        rows = self.db.execute("SELECT * FROM suspects ORDER BY (scans + 1.0) / (exposures + 2) DESC, "
+                               "score DESC, min_lag").fetchall()
+        if scan_ids is None:
+            return rows
+        wanted = set()
+        for offset in range(0, len(scan_ids), 500):
+            chunk = scan_ids[offset:offset + 500]
+            wanted.update(tuple(row) for row in self.db.execute(
+                f"SELECT DISTINCT proto, dst, ifnull(dport, {NO_PORT}) FROM candidates "
+                f"WHERE scan_id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return [row for row in rows if (row["proto"], row["dst"], row["dport"]) in wanted]

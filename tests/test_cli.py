@@ -1,0 +1,41 @@
+"""The command line: stdin, errors a user can act on, the JSON document's shape."""
+import subprocess
+import sys
+
+from test_seed import seed_log
+
+
+def test_stdin_and_json_schema(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "appliance", "analyze", "--json", "--year", "2016", "-"],
+                          input=seed_log(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    import json
+    doc = json.loads(done.stdout)
+    assert set(doc) == {"schema", "generator", "parameters", "input", "scans", "sweeps", "suspects",
+                        "scanner_families"}
+    assert doc["parameters"] == {"min_ports": 10, "window": 60.0, "min_hosts": 8, "lookback": 300.0,
+                                 "year": 2016, "tz": "UTC", "boot_time": None}
+    scan = doc["scans"][0]
+    assert {"scanner", "scanner_net", "target", "start", "end", "duration", "port_count", "protocols", "packets",
+            "ports", "attribution", "candidates"} <= set(scan)
+    assert done.stderr.strip() == "read 345 lines: 345 packet records, skipped 0"
+
+
+def test_errors_are_clear(tmp_path, run_cli):
+    code, _, err = run_cli("analyze", tmp_path / "missing.log")
+    assert code == 2 and "cannot read" in err and "no such file" in err
+    log = tmp_path / "k.log"
+    log.write_text(seed_log())
+    code, _, err = run_cli("analyze", "--tz", "Nowhere/Else", log)
+    assert code == 2 and "unknown time zone" in err
+    code, _, err = run_cli("analyze", "--min-ports", "1", log)
+    assert code == 2 and "at least 2" in err
+
+
+def test_thresholds_change_what_counts_as_a_scan(tmp_path, analyze_json):
+    log = tmp_path / "k.log"
+    log.write_text(seed_log())
+    assert len(analyze_json("--year", "2016", "--min-ports", "115", log)[0]["scans"]) == 1   # only the 117-port one
+    assert analyze_json("--year", "2016", "--lookback", "6", log)[0]["scans"][0]["candidates"] != []
+    short = analyze_json("--year", "2016", "--lookback", "3", log)[0]  # every trigger is 4 s or more before
+    assert {s["attribution"] for s in short["scans"]} == {"unattributed"}
