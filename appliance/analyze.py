@@ -16,8 +16,8 @@ from .parse.clock import LineClock, file_reference_time, resolve_zone
 from .parse.netfilter import NetfilterParser
 from .store.db import Store
 
-SCAN_BATCH = 500          # scans per store transaction
-CONTACT_BATCH = 20000     # distinct contacts held before they go to the store
+SCAN_BATCH = 200          # scans per store transaction
+CONTACT_BATCH = 5000      # distinct contacts held before they go to the store
 
 
 @dataclass

@@ -68,7 +68,7 @@ _WRAPPER_SEARCH_RX = re.compile(
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?)\ [^ ]+\ (?:kernel:\ )?)"
     r"(?:\[\ *(?P<uptime>[0-9]+\.[0-9]+)\]\ )?", re.X)
 
-_CACHE_LIMIT = 65536
+_CACHE_LIMIT = 8192  # entries; an address entry is ~200 bytes
 
 # Skip reasons, as counted and reported.
 NOT_NETFILTER = "not-netfilter"
