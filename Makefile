@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := iptables iproute2 python3-venv
-WORK ?= /tmp/harvestwatch-$(USER)
+WORK ?= /tmp/harvestwatch-demo
 BENCH_LINES ?= 1000000
 
 .PHONY: demo test bench system-deps venv clean

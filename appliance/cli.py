@@ -52,18 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--boot-time", type=float, metavar="EPOCH",
                    help="boot time for /dev/kmsg and dmesg records (default: this machine's)")
 
-    s = commands.add_parser("synthlog", help="write a synthetic appliance log with known ground truth",
-                            add_help=False)
-    s.add_argument("rest", nargs=argparse.REMAINDER)
+    # Listed for --help; its own parser (appliance.synthlog) reads its options.
+    commands.add_parser("synthlog", help="write a synthetic appliance log with known ground truth (demo, bench)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "synthlog":
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["synthlog"]:
         from .synthlog import main as synth_main
-        return synth_main(args.rest)
-    return run_analyze(args)
+        return synth_main(argv[1:])
+    return run_analyze(build_parser().parse_args(argv))
 
 
 def fail(message: str) -> int:

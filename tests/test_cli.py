@@ -39,3 +39,13 @@ def test_thresholds_change_what_counts_as_a_scan(tmp_path, analyze_json):
     assert analyze_json("--year", "2016", "--lookback", "6", log)[0]["scans"][0]["candidates"] != []
     short = analyze_json("--year", "2016", "--lookback", "3", log)[0]  # every trigger is 4 s or more before
     assert {s["attribution"] for s in short["scans"]} == {"unattributed"}
+
+
+def test_synthlog_then_analyze_as_make_demo_does(tmp_path, run_cli):
+    log, truth = tmp_path / "demo.log", tmp_path / "truth.json"
+    code, _, err = run_cli("synthlog", "--lines", "3000", "--seed", "7", "-o", log, "--truth", truth)
+    assert code == 0 and "triggered scans" in err
+    code, out, err = run_cli("analyze", "--db", tmp_path / "demo.sqlite", log)
+    assert code == 0
+    assert "SUSPECTS" in out and "SCAN DETECTED" in out
+    assert "2001:db8:f00d:" in out.split("SUSPECTS")[1].splitlines()[2]  # a harvester leads the table
