@@ -13,7 +13,7 @@ import socket
 from collections import Counter
 from typing import NamedTuple
 
-from .clock import ANCHOR_SLACK, BadTimestamp, LineClock
+from .clock import BadTimestamp, LineClock
 
 INBOUND, OUTBOUND, FORWARDED = "in", "out", "fwd"
 PORTED = frozenset({"TCP", "UDP", "UDPLITE", "SCTP", "DCCP"})
@@ -106,88 +106,22 @@ class NetfilterParser:
     # -- public ---------------------------------------------------------------------------
     def parse_text(self, text: str) -> list[Packet]:
         """Parse complete lines (a chunk ending at a line boundary) into packets."""
-        # This loop runs once per log line: everything common is inlined and cached in locals.
         packets: list[Packet] = []
         append = packets.append
-        clock = self.clock
-        syslog_time, iso_time = clock.syslog, clock.iso
-        addresses = self._addresses
-        prefixes = self._prefixes
-        directions = _DIRECTIONS
-        last_stamp, last_wall = None, 0.0
-        anchor = clock.anchor
         lines = 0
         for (syslog, iso, kmsg, uptime, prefix, iif, oif, src, dst, proto,
              spt, dpt, icmp, rest, other) in _CHUNK_RX.findall(text):
             lines += 1
             if other:
-                clock.anchor = anchor
                 packet = self._slow(other)
-                anchor = clock.anchor
-                if packet is not None:
-                    append(packet)
-                continue
-            if syslog:
-                if syslog != last_stamp:
-                    try:
-                        last_wall = syslog_time(syslog)
-                    except BadTimestamp:
-                        self.skipped[BAD_TIMESTAMP] += 1
-                        continue
-                    last_stamp = syslog
-                if uptime:
-                    up = float(uptime)
-                    if anchor is None:
-                        anchor = last_wall - up
-                    else:
-                        drift = last_wall - up - anchor
-                        if drift > 0.0 or drift < -ANCHOR_SLACK:
-                            anchor = last_wall - up
-                    ts = anchor + up
-                else:
-                    ts = last_wall
-            elif iso:
-                try:
-                    ts = iso_time(iso)
-                except BadTimestamp:
-                    self.skipped[BAD_TIMESTAMP] += 1
-                    continue
-            elif kmsg:
-                ts = clock.boot_time + int(kmsg) / 1e6
-            elif uptime:
-                ts = clock.boot_time + float(uptime)
+            elif syslog or iso or kmsg or uptime:
+                packet = self._timed_packet(syslog, iso, kmsg, uptime,
+                                            (prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest))
             else:
                 # No wrapper at the start: maybe one further in (grep -H file:line output).
-                clock.anchor = anchor
                 packet = self._wrapper_inside(prefix, (iif, oif, src, dst, proto, spt, dpt, icmp, rest))
-                anchor = clock.anchor
-                if packet is not None:
-                    append(packet)
-                continue
-            source = addresses.get(src)
-            if source is None:
-                source = self._address(src)
-            target = addresses.get(dst)
-            if target is None:
-                target = self._address(dst)
-            if not source or not target:
-                self.skipped[BAD_ADDRESS] += 1
-                continue
-            if spt:
-                sport, dport = int(spt), int(dpt)
-            elif icmp:
-                sport, dport = None, int(icmp)
-            elif proto in PORTED and _cut_short(rest):
-                self.skipped[TRUNCATED] += 1
-                continue
-            else:
-                sport = dport = None
-            clean_prefix = prefixes.get(prefix)
-            if clean_prefix is None:
-                clean_prefix = self._prefix(prefix)
-            append(_new_packet(Packet, (ts, source, target, proto, sport, dport,
-                                        directions[not iif, not oif], clean_prefix)))
-        clock.anchor = anchor
+            if packet is not None:
+                append(packet)
         self.lines += lines
         self.records += len(packets)
         return packets
@@ -198,8 +132,14 @@ class NetfilterParser:
         return packets[0] if packets else None
 
     # -- internals ------------------------------------------------------------------------
-    def _packet(self, ts, prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest, address):
-        source, target = address(src), address(dst)
+    def _packet(self, ts, prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest):
+        addresses = self._addresses
+        source = addresses.get(src)
+        if source is None:
+            source = self._address(src)
+        target = addresses.get(dst)
+        if target is None:
+            target = self._address(dst)
         if not source or not target:
             self.skipped[BAD_ADDRESS] += 1
             return None
@@ -256,15 +196,23 @@ class NetfilterParser:
             self.skipped[NO_TIMESTAMP] += 1
             return None
         syslog, iso, uptime = wrapper.group("syslog", "iso", "uptime")
+        return self._timed_packet(syslog, iso, "", uptime, (head[wrapper.end():],) + tuple(fields))
+
+    def _timed_packet(self, syslog: str, iso: str, kmsg: str, uptime: str, fields: tuple) -> Packet | None:
+        clock = self.clock
         try:
             if syslog:
-                ts = self.clock.syslog_with_uptime(syslog, uptime) if uptime else self.clock.syslog(syslog)
+                ts = clock.syslog_with_uptime(syslog, uptime) if uptime else clock.syslog(syslog)
+            elif iso:
+                ts = clock.iso(iso)
+            elif kmsg:
+                ts = clock.since_boot(int(kmsg) / 1e6)
             else:
-                ts = self.clock.iso(iso)
+                ts = clock.since_boot(float(uptime))
         except BadTimestamp:
             self.skipped[BAD_TIMESTAMP] += 1
             return None
-        return self._packet(ts, head[wrapper.end():], *fields, self._address)
+        return self._packet(ts, *fields)
 
 
 def _cut_short(rest: str) -> bool:
