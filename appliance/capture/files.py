@@ -5,11 +5,12 @@ import gzip
 import sys
 import zlib
 from collections import Counter
-
-DAMAGED_GZIP = "damaged-gzip"
 from typing import BinaryIO, Iterator
 
-CHUNK_BYTES = 256 << 10  # bytes parsed at once: per-chunk work vanishes, yet the transient strings stay few enough to keep RSS flat
+# Bytes parsed at once: large enough that per-chunk work vanishes, small enough that the chunk's
+# transient strings do not fragment the allocator (1 MiB chunks measured 70+ MiB RSS, 256 KiB 46).
+CHUNK_BYTES = 256 << 10
+DAMAGED_GZIP = "damaged-gzip"
 GZIP_MAGIC = b"\x1f\x8b"
 
 

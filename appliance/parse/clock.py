@@ -23,7 +23,7 @@ MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if nam
 # are present we place the packet at boot_anchor + uptime. The anchor follows the syslog clock,
 # and a jump of more than this many seconds means a reboot or a clock step: start a new anchor.
 ANCHOR_SLACK = 2.0
-_CACHE_LIMIT = 8192  # entries; an address entry is ~200 bytes
+_CACHE_LIMIT = 8192  # cached stamps per kind; cleared when full
 
 
 class BadTimestamp(ValueError):
