@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := iptables iproute2 python3-venv
+APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap
 WORK ?= /tmp/harvestwatch-demo
 BENCH_LINES ?= 1000000
 
