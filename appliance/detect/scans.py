@@ -118,6 +118,18 @@ class ScanDetector:
         """End of input: judge every open episode."""
         self._expire(float("inf"))
 
+    def expire(self, now: float) -> None:
+        """Live capture: time passes without packets too, and a quiet episode must still close."""
+        self._expire(now)
+
+    def open_scans(self) -> list[Scan]:
+        """Episodes still going on that already qualify, as they stand now. The live daemon stores
+        these at once (a scan is news long before it goes quiet); the final Scan of the same
+        episode has the same (kind, scanner, target, start) and supersedes it in the store."""
+        scans = [self._pair_scan(episode) for episode in self._pairs.values()]
+        scans += [self._sweep_scan(episode) for episode in self._sources.values()]
+        return [scan for scan in scans if scan is not None]
+
     def open_episodes(self) -> int:
         return len(self._pairs) + len(self._sources)
 
@@ -131,20 +143,29 @@ class ScanDetector:
         self._next_expiry = now + self.window
 
     def _close_pair(self, episode: list) -> None:
-        seen = episode[_SEEN]
-        if len(seen) < self.min_ports or not dense_enough(list(seen.values()), self.min_ports, self.window):
-            return
-        self.emit(Scan(PORTSCAN, episode[_SRC], episode[_DST], episode[_START], episode[_LAST],
-                       episode[_PACKETS], sorted(seen, key=_port_order),
-                       candidates=episode[_CANDIDATES] or []))
+        scan = self._pair_scan(episode)
+        if scan is not None:
+            self.emit(scan)
 
     def _close_sweep(self, episode: list) -> None:
+        scan = self._sweep_scan(episode)
+        if scan is not None:
+            self.emit(scan)
+
+    def _pair_scan(self, episode: list) -> Scan | None:
+        seen = episode[_SEEN]
+        if len(seen) < self.min_ports or not dense_enough(list(seen.values()), self.min_ports, self.window):
+            return None
+        return Scan(PORTSCAN, episode[_SRC], episode[_DST], episode[_START], episode[_LAST],
+                    episode[_PACKETS], sorted(seen, key=_port_order), candidates=episode[_CANDIDATES] or [])
+
+    def _sweep_scan(self, episode: list) -> Scan | None:
         hosts = episode[_SEEN]
         if len(hosts) < self.min_hosts or not dense_enough(list(hosts.values()), self.min_hosts, self.window):
-            return
-        self.emit(Scan(SWEEP, episode[_SRC], SWEEP_TARGET, episode[_START], episode[_LAST],
-                       episode[_PACKETS], sorted(episode[_PORTS], key=_port_order),
-                       targets=sorted(hosts, key=hosts.get)))
+            return None
+        return Scan(SWEEP, episode[_SRC], SWEEP_TARGET, episode[_START], episode[_LAST],
+                    episode[_PACKETS], sorted(episode[_PORTS], key=_port_order),
+                    targets=sorted(hosts, key=hosts.get))
 
 
 def _port_order(port: tuple) -> tuple:

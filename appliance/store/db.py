@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 
 from ..detect.scans import PORTSCAN, Scan
+from .live import LiveRecords
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is (a newer schema, ...): said plainly, nothing changed."""
@@ -83,13 +84,48 @@ MIGRATIONS = [
         PRIMARY KEY (proto, dst, dport)
     ) WITHOUT ROWID;
     """,
+    # 2: the live appliance: pool members, the probe ledger, capture gaps, daemon status
+    """
+    CREATE TABLE pool_members (
+        pool TEXT NOT NULL,
+        address TEXT NOT NULL,
+        first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+        PRIMARY KEY (pool, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX pool_members_by_address ON pool_members(address);
+    CREATE TABLE probes (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,   -- the fresh /128: one address, one server, ever
+        server TEXT NOT NULL,
+        kind TEXT NOT NULL,             -- ntp | udp123 | udp321
+        port INTEGER NOT NULL,
+        planned REAL NOT NULL,          -- written and committed before the packet leaves
+        sent_at REAL,                   -- NULL: the packet never left (see error)
+        sport INTEGER,
+        expires REAL NOT NULL,          -- end of the observation window (the address's valid_lft)
+        stratum INTEGER, offset REAL, delay REAL,
+        error TEXT
+    );
+    CREATE INDEX probes_by_server ON probes(server, planned);
+    ALTER TABLE scans ADD COLUMN probe_id INTEGER REFERENCES probes(id);
+    CREATE TABLE gaps (
+        id INTEGER PRIMARY KEY,
+        start REAL NOT NULL, end REAL NOT NULL,
+        reason TEXT NOT NULL,           -- daemon-down | daemon-stopped | overrun | seq-gap | flood-limit
+        lost INTEGER,                   -- packets known lost; NULL when unknown
+        UNIQUE (start, reason)
+    );
+    CREATE TABLE status (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # Contacts store ports as integers; protocols without ports use this.
 NO_PORT = -1
 
 
-class Store:
+class Store(LiveRecords):
     def __init__(self, path: str, *, readonly: bool = False):
         self.path = path
         if readonly:
@@ -134,9 +170,14 @@ class Store:
         ids = []
         with self.db:
             for scan in scans:
+                # A scan still going on is stored as it stands and grows in place: the same
+                # (kind, scanner, target, start) later comes with more packets.
                 self.db.execute(
-                    "INSERT OR IGNORE INTO scans(kind, scanner, scanner_net, target, start, end, packets, "
-                    "port_count, ports, protocols, targets, import_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO scans(kind, scanner, scanner_net, target, start, end, packets, "
+                    "port_count, ports, protocols, targets, import_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(kind, scanner, target, start) DO UPDATE SET end=excluded.end, "
+                    "packets=excluded.packets, port_count=excluded.port_count, ports=excluded.ports, "
+                    "protocols=excluded.protocols, targets=excluded.targets WHERE excluded.packets > packets",
                     (scan.kind, scan.scanner, scan.scanner_net, scan.target, scan.start, scan.end, scan.packets,
                      len(scan.ports), json.dumps(scan.ports), json.dumps(scan.protocols),
                      json.dumps(scan.targets), import_id))
@@ -163,6 +204,7 @@ class Store:
     def refresh(self) -> None:
         """Recompute attributions, candidate ranks and suspects from all stored evidence."""
         db = self.db
+        probed = self._attribute_probe_scans()
         # Per scan, per endpoint: the packet nearest the scan (smallest lag).
         per_scan: dict[int, dict[tuple, float]] = defaultdict(dict)
         for scan_id, proto, dst, dport, lag in db.execute(
@@ -178,7 +220,9 @@ class Store:
                 attribution[scan_id] = UNATTRIBUTED
                 continue
             attribution[scan_id] = CANDIDATE
-            if len(endpoints) == 1:
+            if scan_id in probed:
+                attribution[scan_id] = CERTAIN
+            elif len(endpoints) == 1:
                 # Certain only if the address never contacted anything else before the scan.
                 (proto, dst, dport), = endpoints
                 others = db.execute(
@@ -228,6 +272,26 @@ class Store:
                     ranks.append((rank, scan_id, proto, dst, dport))
             db.executemany("UPDATE candidates SET rank=? WHERE scan_id=? AND proto=? AND dst=? AND dport IS ?",
                            ranks)
+
+    def _attribute_probe_scans(self) -> set[int]:
+        """Scans of a probe address within its observation window: the ledger names the one
+        server that address ever contacted, however long before the scan (a second wave can come
+        hours later, far outside the lookback). The probe packet becomes the scan's candidate."""
+        rows = self.db.execute(
+            "SELECT s.id, s.start, p.id, p.sent_at, p.address, p.sport, p.server, p.port FROM scans s "
+            "JOIN probes p ON s.target = p.address WHERE s.kind=? AND p.sent_at IS NOT NULL "
+            "AND s.start >= p.sent_at AND s.start <= p.expires", (PORTSCAN,)).fetchall()
+        with self.db:
+            for scan_id, start, probe_id, sent_at, address, sport, server, port in rows:
+                self.db.execute("UPDATE scans SET probe_id=? WHERE id=?", (probe_id, scan_id))
+                # The firewall usually logged the same packet already (a slightly different time).
+                known = self.db.execute("SELECT 1 FROM candidates WHERE scan_id=? AND proto='UDP' AND dst=? "
+                                        "AND dport=?", (scan_id, server, port)).fetchone()
+                if not known:
+                    self.db.execute("INSERT OR IGNORE INTO candidates(scan_id, ts, src, sport, dst, dport, proto, "
+                                    "lag) VALUES (?,?,?,?,?,?,'UDP',?)",
+                                    (scan_id, sent_at, address, sport, server, port, start - sent_at))
+        return {row[0] for row in rows}
 
     # -- reading --------------------------------------------------------------------------
     def scans(self, ids: list[int] | None = None) -> list[sqlite3.Row]:

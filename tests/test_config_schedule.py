@@ -1,0 +1,78 @@
+"""Configuration (documented defaults, clear refusals) and the probe schedule."""
+import pytest
+
+from appliance.config import DEBIAN_POOLS, ConfigError, from_dict, load
+from appliance.probe.schedule import ProbeScheduler
+
+
+def test_an_absent_or_empty_config_gives_the_documented_defaults(tmp_path):
+    empty = tmp_path / "config.toml"
+    empty.write_text("")
+    for config in (load(str(empty)), load(str(tmp_path / "missing.toml"), missing_ok=True)):
+        assert config.probe.pools == DEBIAN_POOLS and "2.pool.ntp.org" in config.probe.pools
+        assert config.probe.observation >= 24 * 3600
+        assert config.detect.min_ports == 10 and config.privacy.temp_prefered_lft == 1200
+        assert config.db_path == "/var/lib/harvestwatch/harvestwatch.sqlite"
+
+
+def test_values_are_read_and_typed(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[appliance]\ninterface = "lan0"\nstate_dir = "/tmp/hw/"\n'
+                    '[probe]\npools = ["0.pool.lab.test"]\nnameservers = ["2001:db8:53::1"]\nmin_gap = 2\n')
+    config = load(str(path))
+    assert config.appliance.interface == "lan0" and config.db_path == "/tmp/hw/harvestwatch.sqlite"
+    assert config.probe.min_gap == 2.0 and isinstance(config.probe.min_gap, float)
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"probe": {"min_gap": -1}}, "probe.min_gap must be positive"),
+    ({"probe": {"kinds": ["ntp", "tcp80"]}}, "probe.kinds"),
+    ({"probe": {"pools": []}}, "probe.pools is empty"),
+    ({"probe": {"nameservers": ["dns.example"]}}, "is not an IP address"),
+    ({"probe": {"observaton": 5}}, "unknown key probe.observaton"),
+    ({"detect": {"min_ports": "10"}}, "detect.min_ports must be a whole number"),
+    ({"firewall": {"tcp_services": [22, 70000]}}, "ports 1..65535"),
+    ({"firewal": {}}, "unknown section [firewal]"),
+    ({"appliance": {"lan_prefixes": ["2001:db8::/300"]}}, "is not a network"),
+    ({"privacy": {"temp_valid_lft": 600}}, "temp_valid_lft must be longer"),
+])
+def test_a_bad_value_is_refused_with_the_key_named(data, words):
+    with pytest.raises(ConfigError) as refused:
+        from_dict(data, source="/etc/harvestwatch/config.toml")
+    assert words in str(refused.value) and "/etc/harvestwatch/config.toml" in str(refused.value)
+
+
+def test_broken_toml_is_refused_with_the_file_named(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[probe\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(str(path))
+
+
+def test_schedule_spreads_probes_over_servers_kinds_and_time():
+    servers = ["2001:db8::a", "2001:db8::b"]
+    scheduler = ProbeScheduler(["ntp", "udp123", "udp321"], server_interval=100, min_gap=10, first_delay=5,
+                               start=0, max_live=10)
+    history: dict = {}
+    done = []
+    for now in range(0, 400):
+        choice = scheduler.choose(servers, history, float(now), live=len(done))
+        if choice:
+            server, kind = choice
+            last, kinds = history.get(server, (0.0, {}))
+            history[server] = (float(now), {**kinds, kind: kinds.get(kind, 0) + 1})
+            scheduler.sent(float(now))
+            done.append((now, server, kind))
+    times = [t for t, _, _ in done]
+    assert times[0] == 5 and all(b - a >= 10 for a, b in zip(times, times[1:]))
+    for server in servers:
+        mine = [(t, k) for t, s, k in done if s == server]
+        assert all(b[0] - a[0] >= 100 for a, b in zip(mine, mine[1:]))   # once per server interval
+        assert [k for _, k in mine[:3]] == ["ntp", "udp123", "udp321"]   # every kind in turn
+    assert len(done) == 8  # then the cap on live addresses holds it back
+
+
+def test_schedule_waits_while_the_live_address_cap_is_reached():
+    scheduler = ProbeScheduler(["ntp"], server_interval=1, min_gap=1, first_delay=0, start=0, max_live=3)
+    assert scheduler.choose(["2001:db8::a"], {}, 10.0, live=3) is None
+    assert scheduler.choose(["2001:db8::a"], {}, 10.0, live=2) == ("2001:db8::a", "ntp")
