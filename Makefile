@@ -8,7 +8,7 @@ APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap
 WORK ?= /tmp/harvestwatch-demo
 BENCH_LINES ?= 1000000
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo demo-offline test bench bench-live system-deps venv clean
 
 # Debian packages the tests use (ip6tables for the real-kernel test). Skipped where present.
 system-deps:
@@ -29,9 +29,13 @@ venv: $(STAMP)
 test: system-deps venv
 	$(BIN)/python -m pytest -q
 
-# Until the network-namespace lab lands, the demo runs the analyzer on a synthetic appliance log
-# (known harvesters, scanners, noise and garbage) and prints its report.
-demo: venv
+# The whole appliance against the network-namespace lab (router, pool DNS, honest NTP servers, a
+# harvester and its scanners), until Ctrl-C; everything stays inside namespaces in 2001:db8::/32.
+demo: system-deps venv
+	$(BIN)/python -m tests.lab.demo --work $(WORK)
+
+# The analyzer alone on a synthetic appliance log (no root, no namespaces).
+demo-offline: venv
 	mkdir -p $(WORK)
 	$(BIN)/harvestwatch synthlog --lines 20000 --seed 7 -o $(WORK)/demo-kern.log --truth $(WORK)/demo-truth.json
 	$(BIN)/harvestwatch analyze --db $(WORK)/demo.sqlite $(WORK)/demo-kern.log | tee $(WORK)/demo-report.txt | \
@@ -40,6 +44,10 @@ demo: venv
 
 bench: venv
 	$(BIN)/python tests/bench/bench_analyze.py --lines $(BENCH_LINES) --work $(WORK)
+
+# The live daemon in the lab under a scan flood: RSS, CPU, probe addresses held.
+bench-live: system-deps venv
+	$(BIN)/python tests/bench/bench_live.py --work $(WORK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

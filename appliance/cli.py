@@ -9,6 +9,7 @@ import tempfile
 
 from . import __version__
 from .analyze import Settings, analyze
+from .config import DEFAULT_PATH as DEFAULT_CONFIG
 from .parse.clock import resolve_zone
 from .parse.netfilter import summarize_skips
 from .report.document import write_json
@@ -52,6 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--boot-time", type=float, metavar="EPOCH",
                    help="boot time for /dev/kmsg and dmesg records (default: this machine's)")
 
+    r = commands.add_parser("run", help="the live appliance: firewall, NFLOG capture, detection, prober",
+                            description="Run the appliance daemon (as its systemd unit does).")
+    r.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH",
+                   help=f"configuration file (default {DEFAULT_CONFIG})")
+
+    s = commands.add_parser("status", help="the daemon's state and the verdict per NTP server",
+                            description="Read the store and print whether the appliance is working and "
+                            "what it found per NTP server (harvester / suspect / clean / unprobed).")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--db", metavar="PATH", help="the store to read (default: the one the config names)")
+    where.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH")
+    s.add_argument("--json", action="store_true", help="one JSON document")
+
+    f = commands.add_parser("firewall", help="apply, verify, show or remove the HarvestWatch ruleset",
+                            description="The ip6tables ruleset (iptables-legacy) in this network namespace.")
+    # Imported on use: python-iptables loads libxtables, which analyze never needs.
+    from .host import firewall
+    firewall.add_arguments(f)
+
     # Listed for --help; its own parser (appliance.synthlog) reads its options.
     commands.add_parser("synthlog", help="write a synthetic appliance log with known ground truth (demo, bench)")
     return parser
@@ -62,12 +82,45 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["synthlog"]:
         from .synthlog import main as synth_main
         return synth_main(argv[1:])
-    return run_analyze(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from .daemon import main as run_daemon
+        return run_daemon(args)
+    if args.command == "status":
+        return run_status(args)
+    if args.command == "firewall":
+        from .host import firewall
+        return firewall.main(args)
+    return run_analyze(args)
 
 
 def fail(message: str) -> int:
     print(f"harvestwatch: {message}", file=sys.stderr)
     return 2
+
+
+def run_status(args) -> int:
+    from .config import ConfigError, load
+    from .report.status import write_status
+    if args.db is None:
+        try:
+            db_path = load(args.config, missing_ok=True).db_path
+        except ConfigError as exc:
+            return fail(str(exc))
+    else:
+        db_path = args.db
+    if not os.path.exists(db_path):
+        return fail(f"no store at {db_path}: has the daemon run yet?")
+    try:
+        store = Store(db_path, readonly=True)
+        try:
+            write_status(sys.stdout, store, as_json=args.json)
+        finally:
+            store.close()
+    except (sqlite3.Error, StoreError) as exc:
+        print(f"harvestwatch: store {db_path}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_analyze(args) -> int:

@@ -11,6 +11,8 @@ import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 
+from .probe.send import PROBE_KINDS
+
 DEFAULT_PATH = "/etc/harvestwatch/config.toml"
 DEBIAN_POOLS = ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org",
                 "3.debian.pool.ntp.org", "2.pool.ntp.org"]
@@ -32,7 +34,7 @@ class Firewall:
     manage: bool = True          # apply (and re-apply on renumbering) the ruleset from the daemon
     nflog_group: int = 5
     tcp_services: list[int] = field(default_factory=lambda: [22, 80])
-    rate: int = 500              # per-source logged packets/s before the flood limit
+    rate: int = 500              # logged packets/s per source /64 before the flood limit drops unlogged
     burst: int = 4000
 
 
@@ -49,7 +51,7 @@ class Probe:
     enabled: bool = True
     pools: list[str] = field(default_factory=lambda: list(DEBIAN_POOLS))
     nameservers: list[str] = field(default_factory=list)   # empty: the system's resolv.conf
-    kinds: list[str] = field(default_factory=lambda: ["ntp", "udp123", "udp321"])
+    kinds: list[str] = field(default_factory=lambda: list(PROBE_KINDS))
     server_interval: float = 6 * 3600.0   # at most one probe per server per this many seconds
     min_gap: float = 60.0                 # global rate: at least this many seconds between probes
     first_delay: float = 10.0             # after start, before the first probe
@@ -155,9 +157,9 @@ def _check(config: Config, source: str) -> None:
         positive(f"probe.{name}", getattr(p, name))
     if p.first_delay < 0:
         raise ConfigError(f"{source}: probe.first_delay must not be negative")
-    unknown = set(p.kinds) - {"ntp", "udp123", "udp321"}
+    unknown = set(p.kinds) - set(PROBE_KINDS)
     if unknown or not p.kinds:
-        raise ConfigError(f"{source}: probe.kinds must be some of ntp, udp123, udp321, got {p.kinds}")
+        raise ConfigError(f"{source}: probe.kinds must be some of {', '.join(PROBE_KINDS)}, got {p.kinds}")
     if p.enabled and not p.pools:
         raise ConfigError(f"{source}: probe.pools is empty: name at least one pool, or set probe.enabled = false")
     if p.observation > 0xFFFFFFFE:
@@ -166,7 +168,7 @@ def _check(config: Config, source: str) -> None:
         _address(f"{source}: probe.nameservers", address)
     for prefix in config.appliance.lan_prefixes:
         try:
-            ipaddress.ip_network(prefix)
+            ipaddress.IPv6Network(prefix)
         except ValueError:
             raise ConfigError(f"{source}: appliance.lan_prefixes: {prefix!r} is not a network "
                               f"like 2001:db8:1::/64") from None
@@ -174,8 +176,8 @@ def _check(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: firewall.nflog_group must be 0..65535")
     if any(not 0 < port < 65536 for port in f.tcp_services):
         raise ConfigError(f"{source}: firewall.tcp_services must be ports 1..65535")
-    positive("firewall.rate", f.rate)
-    positive("firewall.burst", f.burst)
+    if not 0 < f.rate <= 100_000 or not 0 < f.burst <= 1_000_000:
+        raise ConfigError(f"{source}: firewall.rate must be 1..100000 packets/s and firewall.burst 1..1000000")
     positive("store.flush_every", config.store.flush_every)
     if config.privacy.temp_valid_lft <= config.privacy.temp_prefered_lft:
         raise ConfigError(f"{source}: privacy.temp_valid_lft must be longer than privacy.temp_prefered_lft")

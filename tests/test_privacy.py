@@ -4,7 +4,7 @@ import json
 import pytest
 
 from appliance.host import privacy
-from tests.lab.netns import Namespaces, NetnsUnavailable
+from tests.lab.netns import Namespaces, NetnsUnavailable, repo_root
 
 WANT = privacy.wanted(1200, 2400)
 
@@ -15,6 +15,11 @@ def test_dropin_sets_the_seed_lifetimes_for_new_and_named_interfaces():
         assert f"net.ipv6.conf.{scope}.use_tempaddr = 2" in text
         assert f"net.ipv6.conf.{scope}.temp_prefered_lft = 1200" in text
         assert f"net.ipv6.conf.{scope}.temp_valid_lft = 2400" in text
+
+
+def test_the_shipped_dropin_file_is_what_the_code_wants():
+    shipped = repo_root() / "ansible/roles/harvestwatch/files/60-harvestwatch-privacy.conf"
+    assert shipped.read_text() == privacy.dropin(1200, 2400)
 
 
 def test_a_vanished_interface_is_a_problem_not_a_crash(tmp_path):

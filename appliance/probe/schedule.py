@@ -7,8 +7,6 @@ had least often, so every server is tried with a real NTP request and with bare 
 """
 from __future__ import annotations
 
-PROBE_PORTS = {"ntp": 123, "udp123": 123, "udp321": 321}
-
 
 class ProbeScheduler:
     def __init__(self, kinds: list[str], *, server_interval: float, min_gap: float, first_delay: float,

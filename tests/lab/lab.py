@@ -171,7 +171,8 @@ class Lab:
     # -- lifecycle --
 
     def __enter__(self) -> "Lab":
-        return self.start()
+        # `with Lab(...).start() as lab:` is fine too: a started lab is not started twice.
+        return self if self.start_seconds is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -273,6 +274,7 @@ class Lab:
                 "allow all\n"
                 "local stratum 8\n"
                 "cmdport 0\n"
+                "bindcmdaddress /\n"  # no Unix command socket either: it would be the host chronyd's path
                 f"pidfile {self.workdir / f'chrony-{short}.pid'}\n")
             # -x: never touch the host's clock; -d: foreground, log to stderr; -u root: our workdir.
             self.daemon(short, ["chronyd", "-x", "-d", "-u", "root", "-f", str(conf)])

@@ -1,0 +1,378 @@
+"""The HarvestWatch ruleset: apply, verify, show and remove it (python-iptables, iptables-legacy).
+
+Every new inbound IPv6 packet that is not the LAN talking to the appliance's own services, or
+traffic IPv6 itself needs, is handed to NFLOG (the capture) and dropped; every new outbound
+packet is handed to NFLOG (the trigger history). A per-source-/64 rate limit in front of the
+inbound NFLOG bounds what a flood can cost, far above what a scan of a few thousand ports needs.
+The small IPv4 part keeps the services (SSH, page) LAN-only over IPv4 too and touches nothing else.
+
+Why legacy: python-iptables writes the legacy xtables tables only. The kernel evaluates both
+the legacy tables and nftables, so the rules work whichever `ip6tables` the system prefers, but
+only `ip6tables-legacy` shows them: `show` says so, and reads them back with ip6tables-legacy.
+
+Each rule is written once, below, in `ip6tables -S` syntax. The same text builds the
+python-iptables rule and is what `verify` expects to read back, so a rule cannot be committed
+one way and checked another.
+
+Two python-iptables 1.2 defects shape this module: the NFLOG `--nflog-prefix` option corrupts
+memory (the next rule built in the process segfaults), so rules carry a comment instead and the
+capture tells inbound from outbound by the packet's interfaces; and reading rules back in the
+same process after a commit has segfaulted, so reading back goes through ip6tables-legacy.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+CHAIN_IN, CHAIN_OUT, CHAIN_IN4 = "HW-IN", "HW-OUT", "HW-IN4"
+FLOOD_COMMENT = "HarvestWatch: flood limit"
+HTABLE_EXPIRE_MS = 60_000       # without it the kernel rejects the hashlimit rule (EINVAL)
+LAN_LINK_LOCAL, LAN_ULA = "fe80::/10", "fc00::/7"
+IPV4_LAN = ("127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+ICMPV6_ERRORS = (1, 2, 3, 4)               # unreachable, packet too big (PMTU), time exceeded, parameter problem
+NDP_TYPES = (133, 134, 135, 136, 137)      # router/neighbour solicitation and advertisement, redirect
+MLD_TYPES = (130, 131, 132, 143)           # multicast listener query/report/done, MLDv2 report
+ECHO_REQUEST = 128
+COMMANDS = {6: "ip6tables-legacy", 4: "iptables-legacy"}
+HOOKS = {CHAIN_IN: (6, "INPUT"), CHAIN_OUT: (6, "OUTPUT"), CHAIN_IN4: (4, "INPUT")}
+# Extensions the ruleset needs, as the kernel lists them once loaded (for a clear error).
+NEEDED = {"matches": ("conntrack", "comment", "icmp6", "hl", "multiport", "hashlimit", "udp", "tcp"),
+          "targets": ("NFLOG",)}
+SINGULAR = {"matches": "match", "targets": "target"}
+
+
+class FirewallError(RuntimeError):
+    """The ruleset could not be applied, read or removed; the text says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    lan_prefixes: tuple[str, ...] = ()     # on-link and configured LAN prefixes (IPv6)
+    tcp_services: tuple[int, ...] = (22, 80)
+    nflog_group: int = 5
+    rate: int = 500                        # logged packets/s per source /64 before the flood limit
+    burst: int = 4000
+
+    def __post_init__(self):
+        prefixes = tuple(str(ipaddress.IPv6Network(p, strict=False)) for p in self.lan_prefixes)
+        object.__setattr__(self, "lan_prefixes", tuple(dict.fromkeys(prefixes)))
+        object.__setattr__(self, "tcp_services", tuple(int(p) for p in self.tcp_services))
+
+    @property
+    def flood_table(self) -> str:
+        # The kernel reuses a hashlimit table by name with its old settings: a new rate gets a new name.
+        return f"hw{self.rate:x}-{self.burst:x}"[:15]
+
+    def chains(self) -> dict[str, list[str]]:
+        """Chain name -> its rules, each in `-S` syntax without the leading `-A CHAIN`."""
+        ports = ",".join(str(p) for p in self.tcp_services)
+        lan6 = (LAN_LINK_LOCAL, LAN_ULA, *self.lan_prefixes)
+        inbound = [
+            "-i lo -j ACCEPT",
+            "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT" for t in ICMPV6_ERRORS),
+            *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j ACCEPT" for t in NDP_TYPES),
+            *(f"-s {LAN_LINK_LOCAL} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT" for t in MLD_TYPES),
+            *(f"-s {net} -p ipv6-icmp -m icmp6 --icmpv6-type {ECHO_REQUEST} -j ACCEPT" for net in lan6),
+            f"-s {LAN_LINK_LOCAL} -p udp -m udp --dport 546 -j ACCEPT",          # DHCPv6 client
+            *(f"-s {net} -p udp -m udp --dport 5353 -j ACCEPT" for net in lan6),  # mDNS: harvestwatch.local
+            *(f"-s {net} -p tcp -m multiport --dports {ports} -j ACCEPT" for net in lan6 if ports),
+            f'-m comment --comment "{FLOOD_COMMENT}" -m hashlimit --hashlimit-above {self.rate}/sec'
+            f" --hashlimit-burst {self.burst} --hashlimit-mode srcip --hashlimit-name {self.flood_table}"
+            f" --hashlimit-htable-expire {HTABLE_EXPIRE_MS} --hashlimit-srcmask 64 -j DROP",
+            f'-m comment --comment "HarvestWatch: log new inbound" -j NFLOG --nflog-group {self.nflog_group}',
+            '-m comment --comment "HarvestWatch: drop what was logged" -j DROP',
+        ]
+        outbound = [
+            "-o lo -j RETURN",
+            "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+            *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in (*NDP_TYPES, *MLD_TYPES)),
+            f'-m comment --comment "HarvestWatch: log new outbound" -j NFLOG --nflog-group {self.nflog_group}',
+        ]
+        inbound4 = [
+            *(f"-s {net} -p tcp -m multiport --dports {ports} -j RETURN" for net in IPV4_LAN),
+            f'-p tcp -m comment --comment "HarvestWatch: services are LAN-only" -m multiport --dports {ports} -j DROP',
+        ] if ports else []
+        return {CHAIN_IN: inbound, CHAIN_OUT: outbound, CHAIN_IN4: inbound4}
+
+
+# -- apply / remove (python-iptables) ----------------------------------------------------------
+def apply(ruleset: Ruleset) -> None:
+    """Install or replace the ruleset: our chains rebuilt, one jump to each from its hook, atomically per table."""
+    iptc = _iptc()
+    for family in (6, 4):
+        table = _table(iptc, family)
+        table.autocommit = False
+        try:
+            table.refresh()  # python-iptables caches one handle per table; a stale one cannot commit (EAGAIN)
+            for chain_name, rules in ruleset.chains().items():
+                if HOOKS[chain_name][0] != family:
+                    continue
+                if not table.is_chain(chain_name):
+                    table.create_chain(chain_name)
+                chain = iptc.Chain(table, chain_name)
+                chain.flush()
+                for spec in rules:
+                    chain.append_rule(build_rule(iptc, family, spec))
+                hook = iptc.Chain(table, HOOKS[chain_name][1])
+                _delete_jumps(iptc, family, hook, chain_name)
+                hook.insert_rule(build_rule(iptc, family, f"-j {chain_name}"))
+            table.commit()
+        except (iptc.IPTCError, iptc.xtables.XTablesError, ValueError) as exc:
+            raise FirewallError(_explain(family, exc)) from None
+        finally:
+            table.autocommit = True
+
+
+def remove() -> None:
+    """Take the ruleset out: the jumps from INPUT/OUTPUT, then our chains. Nothing else is touched."""
+    iptc = _iptc()
+    for family in (6, 4):
+        table = _table(iptc, family)
+        table.autocommit = False
+        try:
+            table.refresh()
+            for chain_name, (chain_family, hook_name) in HOOKS.items():
+                if chain_family != family or not table.is_chain(chain_name):
+                    continue
+                _delete_jumps(iptc, family, iptc.Chain(table, hook_name), chain_name)
+                iptc.Chain(table, chain_name).flush()
+                table.delete_chain(chain_name)
+            table.commit()
+        except (iptc.IPTCError, iptc.xtables.XTablesError) as exc:
+            raise FirewallError(f"cannot remove the HarvestWatch chains ({COMMANDS[family]}): {exc}") from None
+        finally:
+            table.autocommit = True
+
+
+def build_rule(iptc, family: int, spec: str):
+    """A python-iptables rule from one rule in `ip6tables -S` syntax (the subset this module writes)."""
+    rule = iptc.Rule6() if family == 6 else iptc.Rule()
+    words = shlex.split(spec)
+    module = None
+    i = 0
+    while i < len(words):
+        word, value = words[i], words[i + 1] if i + 1 < len(words) else None
+        if value is None:
+            raise ValueError(f"{word} without a value in rule {spec!r}")
+        if word == "-s":
+            rule.src = value
+        elif word == "-i":
+            rule.in_interface = value
+        elif word == "-o":
+            rule.out_interface = value
+        elif word == "-p":
+            rule.protocol = "icmpv6" if value == "ipv6-icmp" else value  # the two names of protocol 58
+        elif word == "-m":
+            module = rule.create_match(value)
+        elif word == "-j":
+            if value in ("ACCEPT", "DROP", "RETURN") or value in HOOKS:
+                rule.target = iptc.Target(rule, value)
+            else:
+                module = rule.create_target(value)
+        elif word.startswith("--") and module is not None:
+            setattr(module, word[2:].replace("-", "_"), value)
+        else:
+            raise ValueError(f"unexpected {word!r} in rule {spec!r}")
+        i += 2
+    return rule
+
+
+def _delete_jumps(iptc, family: int, hook, chain_name: str) -> None:
+    # Bounded: a hook holding more than a few jumps to us was edited by hand; the rest stays visible in verify.
+    for _ in range(16):
+        try:
+            hook.delete_rule(build_rule(iptc, family, f"-j {chain_name}"))
+        except iptc.IPTCError:
+            return
+
+
+def _iptc():
+    # python-iptables loads libxtables when imported; `analyze` never needs it.
+    try:
+        import iptc
+        import iptc.xtables  # noqa: F401  (XTablesError)
+    except Exception as exc:  # ImportError, OSError, or XTablesError when libxtables is missing
+        raise FirewallError(f"python-iptables cannot load libxtables ({exc}): install the iptables package") from None
+    return iptc
+
+
+def _table(iptc, family: int):
+    try:
+        return iptc.Table6(iptc.Table6.FILTER) if family == 6 else iptc.Table(iptc.Table.FILTER)
+    except iptc.IPTCError as exc:
+        raise FirewallError(f"cannot open the {COMMANDS[family]} filter table: {exc}; "
+                            "this needs CAP_NET_ADMIN and the kernel's ip6_tables/ip_tables modules") from None
+
+
+def _explain(family: int, exc: Exception) -> str:
+    missing = missing_extensions() if family == 6 else []
+    hint = (f"; the kernel lacks: {', '.join(missing)} (enable the matching CONFIG_NETFILTER_XT_* "
+            "modules)" if missing else "")
+    return f"the kernel refused the HarvestWatch ruleset ({COMMANDS[family]}): {exc}{hint}"
+
+
+def missing_extensions(proc: str = "/proc/net") -> list[str]:
+    """Extensions the ruleset needs that the kernel has not loaded (after a failed attempt: cannot)."""
+    missing = []
+    for kind, names in NEEDED.items():
+        try:
+            with open(os.path.join(proc, f"ip6_tables_{kind}")) as listing:
+                loaded = set(listing.read().split())
+        except OSError:
+            return ["ip6_tables (no /proc/net/ip6_tables_*)"]
+        missing += [f"{SINGULAR[kind]} {name}" for name in names if name not in loaded]
+    return missing
+
+
+# -- read back (ip6tables-legacy) --------------------------------------------------------------
+def saved_rules(family: int, chain: str, counters: bool = False) -> list[str] | None:
+    """The chain as `ipNtables-legacy -S` prints it; None if the chain does not exist."""
+    command = _which(COMMANDS[family])
+    if command is None:
+        raise FirewallError(f"{COMMANDS[family]} is not installed (Debian package iptables)")
+    argv = [command, "-w", "5", "-S", chain] + (["-v"] if counters else [])
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        if "No chain" in done.stderr or "does not exist" in done.stderr:
+            return None
+        raise FirewallError(f"{' '.join(argv)}: {done.stderr.strip() or 'failed'}")
+    return done.stdout.splitlines()
+
+
+def _which(command: str) -> str | None:
+    # sbin is not on every PATH (sudo, cron, a user's shell).
+    return shutil.which(command) or shutil.which(command, path="/usr/sbin:/sbin")
+
+
+def verify(ruleset: Ruleset) -> list[str]:
+    """What differs between the kernel and `ruleset`: [] when every rule and hook is in force."""
+    problems = []
+    for chain_name, rules in ruleset.chains().items():
+        family, hook_name = HOOKS[chain_name]
+        found = saved_rules(family, chain_name)
+        if found is None:
+            problems.append(f"chain {chain_name} is missing ({COMMANDS[family]})")
+            continue
+        expected = [f"-N {chain_name}", *(f"-A {chain_name} {spec}" for spec in rules)]
+        if found != expected:
+            missing = [line for line in expected if line not in found]
+            extra = [line for line in found if line not in expected]
+            detail = "; ".join([*(f"missing: {m}" for m in missing[:3]), *(f"unexpected: {e}" for e in extra[:3])])
+            problems.append(f"chain {chain_name} differs from the ruleset ({detail or 'rule order'})")
+        hook = saved_rules(family, hook_name) or []
+        jumps = [i for i, line in enumerate(r for r in hook if r.startswith("-A ")) if line == f"-A {hook_name} -j {chain_name}"]
+        if not jumps:
+            problems.append(f"{hook_name} does not jump to {chain_name} ({COMMANDS[family]})")
+        elif jumps[0] != 0:
+            problems.append(f"{hook_name} has {jumps[0]} rule(s) before the jump to {chain_name}")
+    return problems
+
+
+def counters(family: int, chain: str) -> dict[str, int]:
+    """Packet counters of the chain's commented rules, by comment."""
+    found = {}
+    for line in saved_rules(family, chain, counters=True) or []:
+        words = shlex.split(line)
+        if "--comment" in words and "-c" in words:
+            found[words[words.index("--comment") + 1]] = int(words[words.index("-c") + 1])
+    return found
+
+
+def flood_dropped() -> int:
+    """Packets the flood limit dropped unlogged since the ruleset was applied (0 if it is not)."""
+    return counters(6, CHAIN_IN).get(FLOOD_COMMENT, 0)
+
+
+def backend_note() -> str:
+    """Which iptables the system's `ip6tables` command is, and what that means for seeing our rules."""
+    target = _which("ip6tables") or ""
+    # Follow the alternatives links only as far as the variant's name: both end in xtables-*-multi.
+    for _ in range(8):
+        if target.endswith(("-nft", "-legacy")) or not os.path.islink(target):
+            break
+        target = os.path.join(os.path.dirname(target), os.readlink(target))
+    if target.endswith("-nft"):
+        return ("note: this system's `ip6tables` is the nft variant; it does not show these rules. "
+                "The kernel applies both; read them with ip6tables-legacy (update-alternatives --set "
+                "ip6tables /usr/sbin/ip6tables-legacy makes it the default, as the appliance image does).")
+    if target.endswith("-legacy"):
+        return "ip6tables is iptables-legacy here: `ip6tables -S` shows these rules."
+    return "ip6tables is not installed; the rules were read with ip6tables-legacy."
+
+
+# -- command line ------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("apply", "verify", "show", "remove"),
+                        help="apply: install or refresh; verify: compare the kernel with the config "
+                        "(exit 1 on a difference); show: print what is in force; remove: take it out")
+    parser.add_argument("--config", default="/etc/harvestwatch/config.toml", metavar="PATH",
+                        help="configuration file: services, NFLOG group, rate limit, LAN prefixes")
+    parser.add_argument("--prefix", action="append", default=[], metavar="NET",
+                        help="an on-link LAN prefix to allow (default: the interface's current SLAAC /64)")
+
+
+def ruleset_from_config(config, onlink: list[str]) -> Ruleset:
+    f = config.firewall
+    return Ruleset(lan_prefixes=(*config.appliance.lan_prefixes, *onlink), tcp_services=tuple(f.tcp_services),
+                   nflog_group=f.nflog_group, rate=f.rate, burst=f.burst)
+
+
+def main(args) -> int:
+    from ..config import ConfigError, load
+    try:
+        if args.action == "remove":
+            remove()
+            print("HarvestWatch firewall removed (ip6tables-legacy and iptables-legacy).")
+            return 0
+        if args.action == "show":
+            return _show()
+        config = load(args.config, missing_ok=True)
+        onlink = list(args.prefix) or _onlink_prefix(config.appliance.interface)
+        ruleset = ruleset_from_config(config, onlink)
+        if args.action == "apply":
+            apply(ruleset)
+        problems = verify(ruleset)
+    except (ConfigError, FirewallError, ValueError) as exc:
+        print(f"harvestwatch firewall: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"NOT IN FORCE: {problem}")
+    if problems:
+        return 1
+    print(f"HarvestWatch firewall in force: LAN {', '.join((LAN_LINK_LOCAL, LAN_ULA, *ruleset.lan_prefixes))}; "
+          f"services tcp {','.join(map(str, ruleset.tcp_services)) or 'none'}; NFLOG group {ruleset.nflog_group}")
+    return 0
+
+
+def _onlink_prefix(interface: str) -> list[str]:
+    from ..probe.addresses import InterfaceGone, global_prefix
+    try:
+        prefix = global_prefix(interface)
+    except InterfaceGone as exc:
+        print(f"harvestwatch firewall: {exc}; only link-local and ULA count as LAN", file=sys.stderr)
+        return []
+    return [str(prefix)] if prefix else []
+
+
+def _show() -> int:
+    any_rules = False
+    for chain_name, (family, hook_name) in HOOKS.items():
+        rules = saved_rules(family, chain_name)
+        if rules is None:
+            continue
+        any_rules = True
+        print(f"# {COMMANDS[family]} -S {chain_name}  (jumped to from {hook_name})")
+        print("\n".join(rules))
+        for comment, packets in counters(family, chain_name).items():
+            print(f"#   {packets:>10} packets: {comment.removeprefix('HarvestWatch: ')}")
+    if not any_rules:
+        print("The HarvestWatch firewall is not applied in this network namespace.")
+    print(backend_note())
+    return 0

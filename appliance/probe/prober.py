@@ -1,0 +1,122 @@
+"""The prober: pool members from DNS, then one probe at a time, each from a brand-new address.
+
+Runs in its own thread beside the capture loop (DNS look-ups and NTP replies take seconds; the
+capture must not wait for them) with its own store connection. Order of a probe: mint the
+address, commit the ledger row, send the one packet, record what came back. `status` is a
+plain dict, replaced whole, that the daemon copies into the store for the page.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..store.db import Store
+from . import addresses, pools, send
+from .schedule import ProbeScheduler
+from .send import PROBE_PORTS
+
+log = logging.getLogger("harvestwatch.prober")
+RETRY_RESOLVE = 60.0   # after a failed pool look-up, try again this soon
+
+
+class Prober(threading.Thread):
+    def __init__(self, config, db_path: str, *, clock=time.time):
+        super().__init__(name="prober", daemon=True)
+        self.config, self.db_path, self.clock = config, db_path, clock
+        self.stop_event = threading.Event()
+        self.status: dict = {"state": "starting"}
+        self.prefix: str | None = None
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        try:
+            store = Store(self.db_path)
+        except Exception as exc:  # the daemon reports it; the capture goes on without probes
+            self.error = exc
+            self.status = {"state": "failed", "reason": f"cannot open the store: {exc}"}
+            return
+        try:
+            self._loop(store)
+        except Exception as exc:
+            log.exception("prober stopped")
+            self.error = exc
+            self.status = {**self.status, "state": "failed", "reason": str(exc)}
+        finally:
+            store.close()
+
+    def _loop(self, store: Store) -> None:
+        probe, interface = self.config.probe, self.config.appliance.interface
+        scheduler = ProbeScheduler(probe.kinds, server_interval=probe.server_interval, min_gap=probe.min_gap,
+                                   first_delay=probe.first_delay, start=self.clock(), max_live=probe.max_live)
+        next_resolve, pool_errors, last_probe = 0.0, {}, None
+        while not self.stop_event.is_set():
+            now = self.clock()
+            if now >= next_resolve:
+                pool_errors = self._resolve(store, now)
+                next_resolve = now + (RETRY_RESOLVE if pool_errors else probe.resolve_every)
+            try:
+                prefix = addresses.global_prefix(interface)
+                live = addresses.probe_addresses(interface)
+            except addresses.InterfaceGone as exc:
+                self._pause(f"{exc}", pool_errors)
+                continue
+            if prefix is None:
+                self._pause(f"no global IPv6 prefix on {interface} (no router advertisement yet)", pool_errors)
+                continue
+            if str(prefix) != self.prefix:
+                if self.prefix is not None:
+                    log.warning("LAN prefix changed from %s to %s: probing from the new one", self.prefix, prefix)
+                self.prefix = str(prefix)
+            servers = store.known_servers()
+            history = store.last_probes()
+            choice = scheduler.choose(servers, history, now, len(live))
+            if choice is not None:
+                last_probe = self._probe(store, interface, prefix, *choice)
+                scheduler.sent(self.clock())
+                history = store.last_probes()
+                live = addresses.probe_addresses(interface)
+            plans = scheduler.next_due(servers, history)[:10]
+            self.status = {"state": "probing" if servers else "waiting for pool members", "prefix": self.prefix,
+                           "live_addresses": len(live), "max_live": probe.max_live, "servers": len(servers),
+                           "pool_errors": pool_errors, "last_probe": last_probe,
+                           "next": [{"at": at, "server": server} for at, server in plans]}
+            self.stop_event.wait(1.0)
+
+    def _pause(self, reason: str, pool_errors: dict) -> None:
+        if self.status.get("reason") != reason:
+            log.warning("probing paused: %s", reason)
+        self.status = {"state": "paused", "reason": reason, "prefix": None, "pool_errors": pool_errors}
+        self.stop_event.wait(5.0)
+
+    def _resolve(self, store: Store, now: float) -> dict[str, str]:
+        errors = {}
+        probe = self.config.probe
+        for pool in probe.pools:
+            try:
+                members = pools.resolve_pool(pool, nameservers=probe.nameservers or None)
+            except pools.PoolLookupError as exc:
+                errors[pool] = str(exc)
+                log.warning("pool %s: %s", pool, exc)
+                continue
+            new = store.add_pool_members(pool, members, now)
+            if new:
+                log.info("pool %s: %d new member(s)", pool, new)
+        return errors
+
+    def _probe(self, store: Store, interface: str, prefix, server: str, kind: str) -> dict:
+        valid = int(self.config.probe.observation)
+        address = addresses.mint_probe_address(interface, prefix, valid)
+        probe_id = store.plan_probe(address, server, kind, PROBE_PORTS[kind], self.clock() + valid)
+        result = send.send_probe(address, server, kind, timeout=self.config.probe.reply_timeout)
+        reply = result.reply
+        store.record_probe(probe_id, sent_at=result.sent_at, sport=result.sport,
+                           stratum=reply.stratum if reply else None, offset=reply.offset if reply else None,
+                           delay=reply.delay if reply else None, error=result.error)
+        log.info("probe %d: %s from %s to %s%s", probe_id, kind, address, server,
+                 f" failed: {result.error}" if result.error else "")
+        return {"id": probe_id, "address": address, "server": server, "kind": kind, "at": result.sent_at,
+                "error": result.error}

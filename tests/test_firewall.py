@@ -1,0 +1,238 @@
+"""The HarvestWatch ruleset in real network namespaces: real ip6tables-legacy, real NFLOG, real packets.
+
+Two namespaces joined by a veth: `app` (the appliance, 2001:db8:1:1::1/64) and `peer`, which
+holds a LAN address (2001:db8:1:1::2) and an address outside the LAN (2001:db8:99::2) so one
+namespace can play both a LAN client and an outside scanner.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from appliance.host import firewall
+from tests.lab.netns import Namespaces, NetnsUnavailable, repo_root
+
+APP, LAN_PEER, OUTSIDE = "2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:99::2"
+PREFIX = "2001:db8:1:1::/64"
+GROUP = 17
+
+
+@pytest.fixture
+def pair():
+    try:
+        nets = Namespaces()
+    except NetnsUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        app, peer = nets.add("app"), nets.add("peer")
+        nets.veth(app, "eth0", peer, "eth0")
+        nets.address(app, "eth0", f"{APP}/64")
+        nets.address(peer, "eth0", f"{LAN_PEER}/64")
+        nets.address(peer, "eth0", f"{OUTSIDE}/128")
+        nets.exec(app, ["ip", "-6", "route", "add", "2001:db8:99::/64", "dev", "eth0"])
+        yield nets, app, peer
+    finally:
+        nets.close()
+
+
+def in_ns(nets: Namespaces, ns: str, code: str, *args: str, timeout: float = 30) -> str:
+    done = nets.python(ns, textwrap.dedent(code), *args, check=False, timeout=timeout, cwd=repo_root())
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def apply_in(nets, ns, **ruleset) -> list[str]:
+    """Apply a ruleset inside `ns` and return what verify() then finds wrong."""
+    out = in_ns(nets, ns, """
+        import json, sys
+        from appliance.host import firewall
+        ruleset = firewall.Ruleset(**json.loads(sys.argv[1]))
+        firewall.apply(ruleset)
+        print(json.dumps(firewall.verify(ruleset)))
+    """, json.dumps({"lan_prefixes": [PREFIX], "nflog_group": GROUP, **ruleset}))
+    return json.loads(out)
+
+
+def saved(nets, ns, family=6) -> list[str]:
+    command = "ip6tables-legacy" if family == 6 else "iptables-legacy"
+    return nets.exec(ns, [command, "-S"]).stdout.splitlines()
+
+
+def test_apply_is_verified_and_idempotent(pair):
+    nets, app, _ = pair
+    assert apply_in(nets, app) == []
+    first = saved(nets, app), saved(nets, app, 4)
+    assert apply_in(nets, app) == []
+    assert (saved(nets, app), saved(nets, app, 4)) == first
+    rules = first[0]
+    assert [line for line in rules if line.startswith("-A INPUT")] == ["-A INPUT -j HW-IN"]
+    assert [line for line in rules if line.startswith("-A OUTPUT")] == ["-A OUTPUT -j HW-OUT"]
+    assert f"-A HW-IN -s {PREFIX} -p tcp -m multiport --dports 22,80 -j ACCEPT" in rules
+    assert rules[-1] == '-A HW-OUT -m comment --comment "HarvestWatch: log new outbound" -j NFLOG --nflog-group 17'
+    assert "-A INPUT -j HW-IN4" in first[1]
+    # The default (nft) ip6tables cannot see them; the legacy one is the truth.
+    nft = nets.exec(app, ["ip6tables-nft", "-S"], check=False).stdout
+    assert "HW-IN" not in nft
+
+
+# Inside `app`: the capture and a listener on 22, then the peer plays LAN client and outside
+# scanner, then the appliance sends one new packet out. Prints what NFLOG delivered.
+CLIENT = """
+import json, socket, sys
+results = {}
+for name, source, port in (("lan-ssh", sys.argv[1], 22), ("outside-ssh", sys.argv[2], 22), ("outside-9999", sys.argv[2], 9999)):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    s.bind((source, 0))
+    try:
+        s.connect((sys.argv[3], port)); results[name] = "connected"
+    except socket.timeout:
+        results[name] = "timeout"
+    except OSError as exc:
+        results[name] = exc.strerror
+    s.close()
+print(json.dumps(results))
+"""
+
+TRAFFIC = """
+    import json, socket, subprocess, sys, time
+    from appliance.capture.nflog import NflogReader
+    peer_ns, group = sys.argv[1], int(sys.argv[2])
+    reader = NflogReader(group)
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("::", 22)); listener.listen(8)
+    client = sys.argv[3]
+    done = subprocess.run(["ip", "netns", "exec", peer_ns, sys.executable, "-c", client,
+                           "%(lan)s", "%(outside)s", "%(app)s"], capture_output=True, text=True, timeout=20)
+    out = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    out.sendto(b"x", ("%(lan)s", 4000))
+    time.sleep(0.2)
+    packets = reader.read_available()
+    print(json.dumps({"client": json.loads(done.stdout or "{}"), "client_err": done.stderr,
+                      "packets": [[p.direction, p.src, p.dst, p.proto, p.dport] for p in packets]}))
+""" % {"lan": LAN_PEER, "outside": OUTSIDE, "app": APP}
+
+
+def test_services_answer_the_lan_only_and_the_rest_is_logged_then_dropped(pair):
+    nets, app, peer = pair
+    assert apply_in(nets, app) == []
+    result = json.loads(in_ns(nets, app, TRAFFIC, peer, str(GROUP), CLIENT))
+    assert result["client"] == {"lan-ssh": "connected", "outside-ssh": "timeout", "outside-9999": "timeout"}, result
+    packets = result["packets"]
+    inbound = {(p[1], p[4]) for p in packets if p[0] == "in"}
+    assert (OUTSIDE, 22) in inbound and (OUTSIDE, 9999) in inbound
+    assert (LAN_PEER, 22) not in inbound, "the LAN's own SSH connection must not be logged as a scan"
+    assert ["out", APP, LAN_PEER, "UDP", 4000] in packets
+    # The established SSH session's packets are not logged in either direction.
+    assert not any(p[0] == "out" and p[2] == LAN_PEER and p[3] == "TCP" for p in packets)
+
+
+SENDER = """
+import socket, sys
+for source, count in ((sys.argv[1], 600), (sys.argv[2], 40)):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    for port in range(count):
+        s.sendto(b"", (sys.argv[3], 20000 + port))
+    s.close()
+"""
+
+FLOOD = """
+    import json, socket, subprocess, sys, time
+    from appliance.capture.nflog import NflogReader
+    from appliance.host import firewall
+    peer_ns, group = sys.argv[1], int(sys.argv[2])
+    reader = NflogReader(group)
+    sender = sys.argv[3]
+    subprocess.run(["ip", "netns", "exec", peer_ns, sys.executable, "-c", sender, "%(outside)s", "%(lan)s", "%(app)s"],
+                   check=True, timeout=20)
+    time.sleep(0.3)
+    packets = []
+    for _ in range(20):
+        batch = reader.read_available()
+        if not batch:
+            break
+        packets += batch
+    logged = {}
+    for p in packets:
+        if p.direction == "in":
+            logged[p.src] = logged.get(p.src, 0) + 1
+    print(json.dumps({"logged": logged, "dropped": firewall.flood_dropped(), "lost": reader.lost}))
+""" % {"lan": LAN_PEER, "outside": OUTSIDE, "app": APP}
+
+
+def test_flood_limit_bounds_one_source_and_counts_what_it_dropped(pair):
+    nets, app, peer = pair
+    assert apply_in(nets, app, rate=20, burst=100) == []
+    result = json.loads(in_ns(nets, app, FLOOD, peer, str(GROUP), SENDER))
+    flooder = result["logged"].get(OUTSIDE, 0)
+    assert 100 <= flooder < 200, result  # the burst, plus what the rate refills while sending
+    assert result["dropped"] == 600 - flooder, result
+    assert result["logged"].get(LAN_PEER) == 40, "another /64 must not be limited by the flooder"
+    assert result["lost"] == 0
+
+
+def test_remove_takes_out_only_ours(pair):
+    nets, app, _ = pair
+    nets.exec(app, ["ip6tables-legacy", "-A", "INPUT", "-s", "2001:db8:5::/64", "-j", "ACCEPT"])
+    assert apply_in(nets, app) == []
+    assert [l for l in saved(nets, app) if l.startswith("-A INPUT")] == \
+        ["-A INPUT -j HW-IN", "-A INPUT -s 2001:db8:5::/64 -j ACCEPT"]
+    in_ns(nets, app, "from appliance.host import firewall; firewall.remove(); firewall.remove()")
+    assert saved(nets, app) == ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT",
+                                "-A INPUT -s 2001:db8:5::/64 -j ACCEPT"]
+    assert not [line for line in saved(nets, app, 4) if "HW-" in line]
+
+
+def test_verify_names_what_was_changed_behind_its_back(pair):
+    nets, app, _ = pair
+    assert apply_in(nets, app) == []
+    nets.exec(app, ["ip6tables-legacy", "-D", "HW-IN", "-m", "comment", "--comment", "HarvestWatch: log new inbound",
+                    "-j", "NFLOG", "--nflog-group", str(GROUP)])
+    nets.exec(app, ["ip6tables-legacy", "-I", "INPUT", "-j", "ACCEPT"])
+    problems = json.loads(in_ns(nets, app, """
+        import json
+        from appliance.host import firewall
+        print(json.dumps(firewall.verify(firewall.Ruleset(lan_prefixes=["%s"], nflog_group=%d))))
+    """ % (PREFIX, GROUP)))
+    assert any("HW-IN differs" in p and "missing: -A HW-IN -m comment --comment \"HarvestWatch: log new inbound\"" in p
+               for p in problems), problems
+    assert "INPUT has 1 rule(s) before the jump to HW-IN" in problems
+    assert apply_in(nets, app) == []  # re-applying repairs both
+
+
+def harvestwatch(nets, ns, *args) -> subprocess.CompletedProcess:
+    return nets.exec(ns, [sys.executable, "-m", "appliance.cli", *args], check=False, cwd=repo_root())
+
+
+def test_command_line_apply_verify_show_remove(pair, tmp_path):
+    nets, app, _ = pair
+    config = tmp_path / "config.toml"
+    config.write_text("[firewall]\ntcp_services = [22, 8080]\nnflog_group = 17\n")
+    applied = harvestwatch(nets, app, "firewall", "apply", "--config", str(config), "--prefix", PREFIX)
+    assert applied.returncode == 0, applied.stderr
+    assert "in force" in applied.stdout and PREFIX in applied.stdout
+    assert harvestwatch(nets, app, "firewall", "verify", "--config", str(config), "--prefix", PREFIX).returncode == 0
+    shown = harvestwatch(nets, app, "firewall", "show")
+    assert f"-A HW-IN -s {PREFIX} -p tcp -m multiport --dports 22,8080 -j ACCEPT" in shown.stdout
+    assert "ip6tables-legacy" in shown.stdout
+    assert harvestwatch(nets, app, "firewall", "remove").returncode == 0
+    after = harvestwatch(nets, app, "firewall", "verify", "--config", str(config), "--prefix", PREFIX)
+    assert after.returncode == 1 and "NOT IN FORCE: chain HW-IN is missing" in after.stdout
+    assert "not applied" in harvestwatch(nets, app, "firewall", "show").stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[firewall]\ntcp_services = [0]\n")
+    refused = harvestwatch(nets, app, "firewall", "apply", "--config", str(bad))
+    assert refused.returncode == 2 and "tcp_services" in refused.stderr
+
+
+def test_missing_kernel_extensions_are_named(tmp_path):
+    (tmp_path / "ip6_tables_matches").write_text("conntrack\ncomment\nicmp6\nhl\nmultiport\nudp\ntcp\n")
+    (tmp_path / "ip6_tables_targets").write_text("ERROR\n")
+    assert firewall.missing_extensions(str(tmp_path)) == ["match hashlimit", "target NFLOG"]
+    assert firewall.missing_extensions(str(tmp_path / "nowhere")) == ["ip6_tables (no /proc/net/ip6_tables_*)"]
