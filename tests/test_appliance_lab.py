@@ -216,3 +216,19 @@ def test_nothing_the_appliance_sent_left_the_lab(lab_daemon):
     assert contacts
     for src, dst in contacts:
         assert ipaddress.ip_address(src) in LAB_NET and ipaddress.ip_address(dst) in LAB_NET, (src, dst)
+
+
+def test_sigterm_stops_cleanly_and_the_next_start_records_the_pause(lab_daemon):
+    lab, daemon = lab_daemon
+    assert daemon.stop() == 0
+    assert "stopped cleanly" in daemon.log_tail()
+    store = daemon.store()
+    try:
+        assert store.status()["clean_stop"] is True
+    finally:
+        store.close()
+    stopped_at = time.time()
+    daemon.start()
+    gap = daemon.wait_for(lambda s: [g for g in s.gaps() if g["reason"] == "daemon-stopped" and g["end"] >= stopped_at],
+                          timeout=30)
+    assert gap[0]["start"] <= stopped_at
