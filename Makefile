@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap
+APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap chromium wrk
 WORK ?= /tmp/harvestwatch-demo
+DEMO_PORT ?= 8080
 BENCH_LINES ?= 1000000
 
-.PHONY: demo demo-offline test bench bench-live system-deps venv clean
+.PHONY: demo demo-offline test bench bench-live bench-web system-deps venv clean
 
 # Debian packages the tests use (ip6tables for the real-kernel test). Skipped where present.
 system-deps:
@@ -32,7 +33,7 @@ test: system-deps venv
 # The whole appliance against the network-namespace lab (router, pool DNS, honest NTP servers, a
 # harvester and its scanners), until Ctrl-C; everything stays inside namespaces in 2001:db8::/32.
 demo: system-deps venv
-	$(BIN)/python -m tests.lab.demo --work $(WORK)
+	$(BIN)/python -m tests.lab.demo --work $(WORK) --port $(DEMO_PORT)
 
 # The analyzer alone on a synthetic appliance log (no root, no namespaces).
 demo-offline: venv
@@ -48,6 +49,10 @@ bench: venv
 # The live daemon in the lab under a scan flood: RSS, CPU, probe addresses held.
 bench-live: system-deps venv
 	$(BIN)/python tests/bench/bench_live.py --work $(WORK)
+
+# The status page under load: p95 latency of Overview, Servers and /api/scans over 100k scans (loopback).
+bench-web: system-deps venv
+	$(BIN)/python tests/bench/bench_web.py --work $(WORK) --scans 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

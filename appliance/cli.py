@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .host import firewall
     firewall.add_arguments(f)
 
+    w = commands.add_parser("serve", help="the status page (Flask under gunicorn), LAN-only",
+                            description="Serve the status page over the store, read-only.")
+    from .web.options import add_arguments as serve_arguments
+    serve_arguments(w)
+
     # Listed for --help; its own parser (appliance.synthlog) reads its options.
     commands.add_parser("synthlog", help="write a synthetic appliance log with known ground truth (demo, bench)")
     return parser
@@ -88,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_daemon(args)
     if args.command == "status":
         return run_status(args)
+    if args.command == "serve":
+        from .web.serve import main as serve
+        return serve(args)
     if args.command == "firewall":
         from .host import firewall
         return firewall.main(args)

@@ -44,6 +44,7 @@ class Detect:
     window: float = 60.0
     min_hosts: int = 8
     lookback: float = 300.0
+    scanner_names: bool = True           # forward-confirmed reverse DNS of scanners, for the page
 
 
 @dataclass

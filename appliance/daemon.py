@@ -15,6 +15,7 @@ import selectors
 import signal
 import time
 
+from .attribute.names import ScannerNamer
 from .attribute.triggers import TriggerHistory
 from .capture.nflog import NflogError, NflogReader
 from .detect.scans import Scan, ScanDetector
@@ -41,6 +42,9 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
         config = self.config
+        # First of all: a SIGTERM during start-up (firewall, NFLOG bind) must still end in a clean stop.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._ask_stop)
         os.makedirs(config.appliance.state_dir, exist_ok=True)
         self.store = store = Store(config.db_path)
         started = time.time()
@@ -57,8 +61,10 @@ class Daemon:
         prober = Prober(config, config.db_path) if config.probe.enabled else None
         if prober:
             prober.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._ask_stop)
+        namer = ScannerNamer(config.db_path, nameservers=config.probe.nameservers or None) \
+            if config.detect.scanner_names else None
+        if namer:
+            namer.start()
         selector = selectors.DefaultSelector()
         selector.register(reader.fileno(), selectors.EVENT_READ)
         log.info("capturing NFLOG group %d on %s; store %s", config.firewall.nflog_group,
@@ -82,9 +88,10 @@ class Daemon:
             store.set_status({"clean_stop": True, "heartbeat": time.time()})
             log.info("stopped cleanly")
         finally:
-            if prober:
-                prober.stop()
-                prober.join(timeout=10)
+            for thread in (prober, namer):
+                if thread:
+                    thread.stop()
+                    thread.join(timeout=10)
             selector.close()
             reader.close()
             store.close()

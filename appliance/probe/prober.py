@@ -18,6 +18,7 @@ from .send import PROBE_PORTS
 
 log = logging.getLogger("harvestwatch.prober")
 RETRY_RESOLVE = 60.0   # after a failed pool look-up, try again this soon
+RETRY_FAILED = 30.0    # after an unexpected error, start the loop over this soon
 
 
 class Prober(threading.Thread):
@@ -40,11 +41,17 @@ class Prober(threading.Thread):
             self.status = {"state": "failed", "reason": f"cannot open the store: {exc}"}
             return
         try:
-            self._loop(store)
-        except Exception as exc:
-            log.exception("prober stopped")
-            self.error = exc
-            self.status = {**self.status, "state": "failed", "reason": str(exc)}
+            while not self.stop_event.is_set():
+                try:
+                    self._loop(store)
+                except Exception as exc:
+                    # An unforeseen error (netlink, a full disk) must not end probing for good: the
+                    # daemon does not restart this thread. Say so, wait, start over.
+                    log.exception("prober failed; retrying in %.0f s", RETRY_FAILED)
+                    self.error = exc
+                    self.status = {**self.status, "state": "failed",
+                                   "reason": f"{exc} (retrying every {RETRY_FAILED:.0f} s)"}
+                    self.stop_event.wait(RETRY_FAILED)
         finally:
             store.close()
 
@@ -75,10 +82,14 @@ class Prober(threading.Thread):
             history = store.last_probes()
             choice = scheduler.choose(servers, history, now, len(live))
             if choice is not None:
-                last_probe = self._probe(store, interface, prefix, *choice)
-                scheduler.sent(self.clock())
-                history = store.last_probes()
-                live = addresses.probe_addresses(interface)
+                try:
+                    last_probe = self._probe(store, interface, prefix, *choice)
+                    scheduler.sent(self.clock())
+                    history = store.last_probes()
+                    live = addresses.probe_addresses(interface)
+                except addresses.InterfaceGone as exc:  # unplugged just before the probe or while it waited
+                    self._pause(f"{exc}", pool_errors)
+                    continue
             plans = scheduler.next_due(servers, history)[:10]
             self.status = {"state": "probing" if servers else "waiting for pool members", "prefix": self.prefix,
                            "live_addresses": len(live), "max_live": probe.max_live, "servers": len(servers),

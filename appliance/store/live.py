@@ -8,6 +8,7 @@ nobody knows about.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 HARVESTER, SUSPECT, CLEAN, UNPROBED = "harvester", "suspect", "clean", "unprobed"
@@ -18,6 +19,25 @@ CLEARING_PROBES = 3
 
 class LiveRecords:
     db = None  # sqlite3.Connection, set by Store
+
+    # -- scanner names --------------------------------------------------------------------
+    def unnamed_scanners(self, limit: int) -> list[str]:
+        """Scanner addresses never looked up, newest scans first."""
+        return [row[0] for row in self.db.execute(
+            "SELECT scanner FROM scans WHERE scanner NOT IN (SELECT address FROM scanner_names) "
+            "GROUP BY scanner ORDER BY max(start) DESC LIMIT ?", (limit,))]
+
+    def set_scanner_names(self, names: dict[str, str | None], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO scanner_names(address, name, checked) VALUES (?,?,?)",
+                                [(address, name, now) for address, name in names.items()])
+
+    def scanner_names(self) -> dict[str, str]:
+        try:
+            return dict(self.db.execute("SELECT address, name FROM scanner_names WHERE name IS NOT NULL"))
+        except sqlite3.OperationalError:  # read-only view of a store from before the names table
+            return {}
 
     # -- pools ----------------------------------------------------------------------------
     def add_pool_members(self, pool: str, addresses: list[str], now: float | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make demo")
     parser.add_argument("--work", default="/tmp/harvestwatch-demo")
     parser.add_argument("--minutes", type=float, default=60.0, help="stop by itself after this long")
+    parser.add_argument("--port", type=int, default=8080, help="the status page on http://127.0.0.1:PORT/")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -44,12 +46,20 @@ def main(argv=None) -> int:
               + ", ".join(f"{name} -> {' '.join(members)}" for name, members in lab.pools.items()))
         print(f"harvester {lab.harvester}; honest {' '.join(lab.honest)}")
         print(f"daemon log: {work / 'daemon.log'}   store: {daemon.db_path}")
-        print(f"status: .venv/bin/harvestwatch status --db {daemon.db_path}   (the web page is issue 3)")
+        # The page runs outside the lab, on this machine's loopback: it only reads the store file.
+        page = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--db", daemon.db_path,
+                                 "--bind", f"127.0.0.1:{args.port}", "--workers", "1"],
+                                stdout=subprocess.DEVNULL, stderr=open(work / "page.log", "w"))
+        print(f"status: .venv/bin/harvestwatch status --db {daemon.db_path}")
+        print(f"\n    open http://127.0.0.1:{args.port}/   (the status page; log {work / 'page.log'})\n")
         print("Ctrl-C stops the demo and removes the lab.\n", flush=True)
         deadline = time.monotonic() + args.minutes * 60
         shown = ""
         try:
             while not stop and time.monotonic() < deadline and daemon.alive():
+                if page.poll() is not None:
+                    print(f"the status page stopped (port {args.port} in use? see {work / 'page.log'})", file=sys.stderr)
+                    break
                 time.sleep(1)
                 text = render(daemon)
                 if text and text != shown:
@@ -57,6 +67,11 @@ def main(argv=None) -> int:
                     print(text, flush=True)
                     shown = text
         finally:
+            page.terminate()
+            try:
+                page.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                page.kill()
             daemon.stop()
             if not daemon.alive() and daemon.process.returncode not in (0, None):
                 print(daemon.log_tail(), file=sys.stderr)

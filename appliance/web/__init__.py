@@ -1,0 +1,47 @@
+"""The local status page: a Flask app over the store, read-only, answering the LAN only.
+
+`create_app(db_path)` is the app factory (gunicorn and the tests both call it). Each request
+opens the store read-only and closes it at the end, so the daemon's writes are never blocked and
+the page always shows the last committed state.
+"""
+from __future__ import annotations
+
+import os
+
+from flask import Flask, g
+
+from .lan import LanOnly
+
+
+def create_app(db_path: str | None = None, *, extra_lan: tuple[str, ...] = (), lan_only: bool = True) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        DB_PATH=db_path or os.environ.get("HARVESTWATCH_DB", "/var/lib/harvestwatch/harvestwatch.sqlite"),
+        JSON_SORT_KEYS=False,
+        LAN_ONLY=lan_only,
+    )
+    app.json.sort_keys = False
+    app.json.compact = False
+    from . import views
+    app.register_blueprint(views.pages)
+    app.register_blueprint(views.api, url_prefix="/api")
+    app.before_request(LanOnly(app, extra_lan))
+    app.after_request(_security_headers)
+    app.teardown_appcontext(_close_store)
+    return app
+
+
+def _security_headers(response):
+    # Everything is served from here; nothing inline runs, so injected markup could not either.
+    response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
+                                                   "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _close_store(exc) -> None:
+    store = g.pop("store", None)
+    if store is not None:
+        store.close()

@@ -1,0 +1,371 @@
+"""What each page shows, as plain documents (dicts of JSON types): the HTML templates and the
+`/api/...` routes render the same document, so every view is also data.
+
+Read-only: a store filled by the daemon, or only by `harvestwatch analyze --db` (then there are
+no probes and no daemon status, and the documents say so rather than fail).
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import os
+import sqlite3
+import statistics
+import threading
+import time
+
+from ..report.evidence import iso, scan_document, suspect_document
+from ..store.db import Store
+
+PAGE_SIZE = 50
+TIMELINE_HOURS = 48
+HEARTBEAT_STALE = 60.0   # the daemon writes one every few seconds; a minute without one means it is not running
+ATTRIBUTIONS = ("certain", "candidate", "unattributed")
+
+
+def _count(store: Store, sql: str, args=()) -> int:
+    return store.db.execute(sql, args).fetchone()[0]
+
+
+class _Memo:
+    """What depends only on the store's content (the verdict per server, the Overview's totals, the
+    rendered Servers table), kept per process until the next commit to the store: on 100,000 scans
+    they take a few hundred ms to compute, and the page is asked for far more often than the daemon
+    commits (every few seconds).
+
+    A long-lived read-only connection per store asks `PRAGMA data_version`, which changes whenever
+    another connection (the daemon, `analyze`) committed since it last asked; the version is read
+    before computing, so a kept result is never older than the last commit: exactly what computing
+    it again would give. One thread computes a missing entry; the others wait for it."""
+
+    MAX_STORES = 8
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.stores: dict[str, dict] = {}
+
+    def get(self, store: Store, name: str, compute):
+        slot, version = self._version(store)
+        if version is None:
+            return compute()
+        with slot["lock"]:
+            if slot["version"] != version:  # something was committed: nothing kept is current
+                slot["version"], slot["values"], slot["flights"] = version, {}, {}
+            kept = slot["values"].get(name)
+            if kept is not None and kept[0] == version:
+                return kept[1]
+            flight = slot["flights"].setdefault(name, threading.Lock())
+        with flight:
+            with slot["lock"]:
+                kept = slot["values"].get(name)
+                if kept is not None and kept[0] == version:
+                    return kept[1]
+            value = compute()
+            with slot["lock"]:
+                if slot["version"] == version:
+                    slot["values"][name] = (version, value)
+        return value
+
+    def _version(self, store: Store):
+        path = getattr(store, "path", None)
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError):
+            return None, None
+        identity = (os.getpid(), st.st_dev, st.st_ino)  # a new worker, or a new file at the same path
+        with self.lock:
+            slot = self.stores.get(path)
+            if slot is None or slot["identity"] != identity:
+                if slot is not None:
+                    self._drop(path, identity[0])
+                while len(self.stores) >= self.MAX_STORES:
+                    self._drop(next(iter(self.stores)), identity[0])
+                try:
+                    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, check_same_thread=False)
+                except sqlite3.Error:
+                    return None, None
+                slot = self.stores[path] = {"identity": identity, "conn": conn, "lock": threading.Lock(),
+                                            "version": None, "values": {}, "flights": {}}
+            try:
+                return slot, (identity, slot["conn"].execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return None, None
+
+    def _drop(self, path: str, pid: int) -> None:
+        slot = self.stores.pop(path)
+        if slot["identity"][0] == pid:  # a connection inherited from the parent process is left alone
+            slot["conn"].close()
+
+
+_memo = _Memo()
+
+
+def memoized(store: Store, name, compute):
+    """`compute()`, or its result kept from an earlier call on the same store content (see _Memo):
+    for what depends on the store alone, never on the time. The result is shared; do not change it."""
+    return _memo.get(store, name, compute)
+
+
+def _verdicts(store: Store) -> list[dict]:
+    """The verdict per server, shared by Overview and Servers; callers copy before changing an entry."""
+    return _memo.get(store, "verdicts", store.server_verdicts)
+
+
+def overview(store: Store, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    # Everything but the clock comes from the store: read once per commit (see _Memo), copied out.
+    status, stored = copy.deepcopy(_memo.get(store, "overview", lambda: _stored_overview(store)))
+    heartbeat = status.get("heartbeat")
+    alive = heartbeat is not None and now - heartbeat < HEARTBEAT_STALE and not status.get("clean_stop")
+    return {
+        "generated": iso(now),
+        "daemon": {"seen": heartbeat is not None, "alive": alive, "heartbeat": _iso_or_none(heartbeat),
+                   "started": _iso_or_none(status.get("started")), "clean_stop": bool(status.get("clean_stop"))},
+        **stored,
+        "timeline": timeline(store, now),
+    }
+
+
+def _stored_overview(store: Store) -> tuple[dict, dict]:
+    """The daemon's status and the Overview's parts that do not depend on the time."""
+    status = store.status()
+    verdicts = _verdicts(store)
+    skipped: dict[str, int] = {}
+    for (text,) in store.db.execute("SELECT skipped FROM imports WHERE skipped IS NOT NULL"):
+        for reason, count in json.loads(text).items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    offsets = [row[0] for row in store.db.execute(
+        "SELECT offset FROM probes WHERE offset IS NOT NULL ORDER BY sent_at DESC LIMIT 20")]
+    gaps = store.db.execute("SELECT * FROM gaps ORDER BY start DESC LIMIT 10").fetchall()
+    prober = status.get("prober") or {}
+    return status, {
+        "firewall": status.get("firewall"),
+        "privacy": status.get("privacy"),
+        "prober": {"state": prober.get("state"), "reason": prober.get("reason"), "prefix": prober.get("prefix"),
+                   "live_addresses": prober.get("live_addresses"), "max_live": prober.get("max_live"),
+                   "pool_errors": prober.get("pool_errors") or {}} if prober else None,
+        # The median offset of the latest NTP probe replies: how far this clock is from the pools'.
+        "clock": {"offset_ms": round(statistics.median(offsets) * 1000, 1), "replies": len(offsets)} if offsets else None,
+        "last_record": _iso_or_none(status.get("last_record")),
+        "capture": status.get("capture"),
+        "skipped_lines": skipped,
+        "gaps": {"total": _count(store, "SELECT count(*) FROM gaps"),
+                 "latest": [_gap(row) for row in gaps]},
+        "numbers": {
+            "scans": _count(store, "SELECT count(*) FROM scans WHERE kind='portscan'"),
+            "sweeps": _count(store, "SELECT count(*) FROM scans WHERE kind='sweep'"),
+            "scanners": _count(store, "SELECT count(DISTINCT scanner) FROM scans"),
+            "scanner_families": _count(store, "SELECT count(DISTINCT scanner_net) FROM scans"),
+            "probes": _count(store, "SELECT count(*) FROM probes WHERE sent_at IS NOT NULL"),
+            "servers": len(verdicts),
+            "harvesters": sum(v["verdict"] == "harvester" for v in verdicts),
+            "suspects": sum(v["verdict"] == "suspect" for v in verdicts),
+            "clean": sum(v["verdict"] == "clean" for v in verdicts),
+        },
+        "latest_harvester": _latest_harvester(store),
+    }
+
+
+def _latest_harvester(store: Store) -> dict | None:
+    row = store.db.execute(
+        "SELECT s.id, s.scanner, s.start, s.port_count, p.server, p.address, p.kind, p.sent_at FROM scans s "
+        "JOIN probes p ON p.id = s.probe_id ORDER BY s.start DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    return {"server": row["server"], "probe_address": row["address"], "probe_kind": row["kind"],
+            "probe_time": iso(row["sent_at"]), "scan_id": row["id"], "scan_time": iso(row["start"]),
+            "lag": round(row["start"] - row["sent_at"], 3), "scanner": row["scanner"], "ports": row["port_count"]}
+
+
+def timeline(store: Store, now: float) -> dict:
+    """Probes and scans per hour over the last 48 hours of data (ending now, or at the newest scan
+    for a store that `analyze` filled from old logs)."""
+    newest = _memo.get(store, "newest_scan", lambda: store.db.execute("SELECT max(start) FROM scans").fetchone()[0])
+    end = now if newest is None or newest > now - TIMELINE_HOURS * 3600 else newest
+    end = (int(end) // 3600 + 1) * 3600
+    start = end - TIMELINE_HOURS * 3600
+
+    def count() -> tuple[list, list]:
+        scans = [0] * TIMELINE_HOURS
+        probes = [0] * TIMELINE_HOURS
+        for (hour, n) in store.db.execute(
+                "SELECT CAST((start - ?) / 3600 AS INTEGER), count(*) FROM scans WHERE start >= ? AND start < ? "
+                "GROUP BY 1", (start, start, end)):
+            scans[hour] = n
+        for (hour, n) in store.db.execute(
+                "SELECT CAST((sent_at - ?) / 3600 AS INTEGER), count(*) FROM probes WHERE sent_at >= ? AND sent_at < ? "
+                "GROUP BY 1", (start, start, end)):
+            probes[hour] = n
+        return scans, probes
+    scans, probes = _memo.get(store, ("timeline", start), count)
+    return {"start": iso(start), "start_epoch": start, "hours": TIMELINE_HOURS, "scans": list(scans),
+            "probes": list(probes)}
+
+
+def servers(store: Store) -> list[dict]:
+    lags: dict[str, list[float]] = {}
+    for server, lag in store.db.execute(
+            "SELECT p.server, s.start - p.sent_at FROM scans s JOIN probes p ON p.id = s.probe_id ORDER BY 2"):
+        lags.setdefault(server, []).append(round(lag, 3))
+    result = []
+    for verdict in _verdicts(store):
+        entry = {**verdict, "pools": list(verdict["pools"]), "probes_by_kind": dict(verdict["probes_by_kind"])}
+        entry["lags"] = lags.get(entry["server"], [])[:20]
+        for key in ("first_seen", "last_seen", "last_candidacy"):
+            entry[key] = _iso_or_none(entry[key])
+        result.append(entry)
+    return result
+
+
+def scan_filters(args) -> dict:
+    """The filters a user can put in the Scans page's query string, checked."""
+    filters = {}
+    for key in ("scanner", "target", "family"):
+        value = (args.get(key) or "").strip()
+        if value:
+            filters[key] = _address_or_net(value, key)
+    attribution = args.get("attribution") or ""
+    if attribution:
+        if attribution not in ATTRIBUTIONS:
+            raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTIONS)}")
+        filters["attribution"] = attribution
+    kind = args.get("kind") or ""
+    if kind:
+        if kind not in ("portscan", "sweep"):
+            raise ValueError("kind must be portscan or sweep")
+        filters["kind"] = kind
+    return filters
+
+
+def _address_or_net(value: str, key: str) -> str:
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value, strict=False))
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        raise ValueError(f"{key}: {value!r} is not an IP address or network") from None
+
+
+def scans(store: Store, filters: dict, page: int = 1, per_page: int = PAGE_SIZE) -> dict:
+    where, args = [], []
+    for key, column in (("scanner", "scanner"), ("target", "target"), ("family", "scanner_net"),
+                        ("attribution", "attribution"), ("kind", "kind")):
+        if key in filters:
+            where.append(f"{column} = ?")
+            args.append(filters[key])
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    total = _count(store, f"SELECT count(*) FROM scans {clause}", args)
+    page = max(1, page)
+    # Not the scans' port lists and targets (most of a row): the list shows counts only.
+    rows = store.db.execute(f"SELECT id, kind, scanner, scanner_net, target, start, \"end\", port_count, packets, "
+                            f"protocols, attribution, probe_id FROM scans {clause} "
+                            f"ORDER BY start DESC, id DESC LIMIT ? OFFSET ?",
+                            (*args, per_page, (page - 1) * per_page)).fetchall()
+    # Each scan's first-ranked candidate, for the whole page in one query (per scan: ORDER BY rank, ts).
+    ids = [row["id"] for row in rows]
+    tops: dict[int, sqlite3.Row] = {}
+    for offset in range(0, len(ids), 500):
+        chunk = ids[offset:offset + 500]
+        for candidate in store.db.execute(
+                f"SELECT scan_id, dst, dport, proto, lag FROM candidates WHERE scan_id IN ({','.join('?' * len(chunk))}) "
+                f"ORDER BY scan_id, rank, ts", chunk):
+            tops.setdefault(candidate["scan_id"], candidate)
+    items = []
+    for row in rows:
+        top = tops.get(row["id"])
+        items.append({"id": row["id"], "kind": row["kind"], "scanner": row["scanner"],
+                      "family": row["scanner_net"], "target": row["target"], "start": iso(row["start"]),
+                      "duration": round(row["end"] - row["start"], 3), "ports": row["port_count"],
+                      "packets": row["packets"], "protocols": json.loads(row["protocols"]),
+                      "attribution": row["attribution"], "probe_id": row["probe_id"],
+                      "trigger": {"dst": top["dst"], "dport": top["dport"], "proto": top["proto"],
+                                  "lag": round(top["lag"], 3)} if top else None})
+    return {"filters": filters, "page": page, "per_page": per_page, "total": total,
+            "pages": max(1, -(-total // per_page)), "scans": items}
+
+
+def scan(store: Store, scan_id: int) -> dict | None:
+    rows = store.scans([scan_id])
+    if not rows:
+        return None
+    row = rows[0]
+    document = scan_document(store, row)
+    probe = None
+    if row["probe_id"] is not None:
+        p = store.db.execute("SELECT * FROM probes WHERE id=?", (row["probe_id"],)).fetchone()
+        probe = {"id": p["id"], "address": p["address"], "server": p["server"], "kind": p["kind"],
+                 "port": p["port"], "sent_at": _iso_or_none(p["sent_at"]), "sport": p["sport"],
+                 "lag": round(row["start"] - p["sent_at"], 3) if p["sent_at"] else None}
+    document["probe"] = probe
+    # How each candidate endpoint fares across every stored scan, not only this one.
+    document["suspects"] = [suspect_document(s) for s in store.suspects([scan_id])]
+    return document
+
+
+def scanners(store: Store) -> list[dict]:
+    families = {}
+    for row in store.db.execute(
+            "SELECT scanner_net, scanner, count(*) AS scans, sum(kind='sweep') AS sweeps, min(start) AS first, "
+            "max(end) AS last, sum(probe_id IS NOT NULL) AS probe_scans FROM scans GROUP BY scanner_net, scanner "
+            "ORDER BY scanner_net, scanner"):
+        family = families.setdefault(row["scanner_net"], {"family": row["scanner_net"], "scanners": [],
+                                                          "scans": 0, "sweeps": 0, "probe_scans": 0,
+                                                          "first": row["first"], "last": row["last"]})
+        family["scanners"].append({"address": row["scanner"], "scans": row["scans"] - row["sweeps"],
+                                   "sweeps": row["sweeps"], "first": iso(row["first"]), "last": iso(row["last"]),
+                                   "rdns": None})
+        family["scans"] += row["scans"] - row["sweeps"]
+        family["sweeps"] += row["sweeps"]
+        family["probe_scans"] += row["probe_scans"]
+        family["first"], family["last"] = min(family["first"], row["first"]), max(family["last"], row["last"])
+    names = store.scanner_names()  # forward-confirmed reverse DNS only
+    result = []
+    for family in sorted(families.values(), key=lambda f: (-f["scans"] - f["sweeps"], f["family"])):
+        for scanner in family["scanners"]:
+            scanner["rdns"] = names.get(scanner["address"])
+        family["first"], family["last"] = iso(family["first"]), iso(family["last"])
+        result.append(family)
+    return result
+
+
+def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
+    now = time.time() if now is None else now
+    rows = store.db.execute("SELECT p.*, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id) AS scans "
+                            "FROM probes p ORDER BY p.planned DESC LIMIT ?", (limit,)).fetchall()
+    prober = store.status().get("prober") or {}
+    return {
+        "total": _count(store, "SELECT count(*) FROM probes"),
+        "live": _count(store, "SELECT count(*) FROM probes WHERE sent_at IS NOT NULL AND expires > ?", (now,)),
+        "state": prober.get("state"), "reason": prober.get("reason"), "prefix": prober.get("prefix"),
+        "next": [{"at": _iso_or_none(plan.get("at")), "server": plan.get("server")} for plan in prober.get("next", [])],
+        "probes": [{"id": r["id"], "address": r["address"], "server": r["server"], "kind": r["kind"],
+                    "port": r["port"], "sent_at": _iso_or_none(r["sent_at"]), "expires": iso(r["expires"]),
+                    "live": bool(r["sent_at"]) and r["expires"] > now, "stratum": r["stratum"],
+                    "offset_ms": None if r["offset"] is None else round(r["offset"] * 1000, 2),
+                    "delay_ms": None if r["delay"] is None else round(r["delay"] * 1000, 2),
+                    "error": r["error"], "scans": r["scans"]} for r in rows],
+    }
+
+
+def harvester_evidence(store: Store) -> list[dict]:
+    """One row per scan of a probe address: what an NTP pool operator needs to act on a report."""
+    rows = store.db.execute(
+        "SELECT p.address, p.server, p.kind, p.port, p.sent_at, p.sport, s.id AS scan_id, s.scanner, "
+        "s.scanner_net, s.start, s.end, s.port_count, s.ports FROM scans s JOIN probes p ON p.id = s.probe_id "
+        "ORDER BY p.server, s.start").fetchall()
+    return [{"server": r["server"], "probe_address": r["address"], "probe_kind": r["kind"],
+             "probe_port": r["port"], "probe_time": iso(r["sent_at"]), "probe_source_port": r["sport"],
+             "scan_id": r["scan_id"], "scan_start": iso(r["start"]), "scan_end": iso(r["end"]),
+             "lag_seconds": round(r["start"] - r["sent_at"], 3), "scanner": r["scanner"],
+             "scanner_family": r["scanner_net"], "ports_scanned": r["port_count"],
+             "ports": " ".join(f"{proto}/{port}" for proto, port in json.loads(r["ports"]))} for r in rows]
+
+
+def _gap(row) -> dict:
+    return {"start": iso(row["start"]), "end": iso(row["end"]), "seconds": round(row["end"] - row["start"], 1),
+            "reason": row["reason"], "lost": row["lost"]}
+
+
+def _iso_or_none(ts) -> str | None:
+    return None if ts is None else iso(float(ts))

@@ -1,0 +1,177 @@
+"""Routes: one HTML page and one `/api/...` JSON document per view, from the same data function."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request
+
+from ..store.db import MIGRATIONS, Store, StoreError
+from . import data, metrics
+
+pages = Blueprint("pages", __name__)
+api = Blueprint("api", __name__)
+
+
+def store() -> Store:
+    if "store" not in g:
+        path = current_app.config["DB_PATH"]
+        if not os.path.exists(path):
+            abort(503, description=f"No HarvestWatch store at {path} yet: the daemon has not run.")
+        try:
+            opened = Store(path, readonly=True)
+        except (sqlite3.Error, StoreError) as exc:
+            abort(503, description=f"The store at {path} cannot be read: {exc}")
+        try:  # the read-only open checks nothing: a garbage or half-created file fails here, not mid-page
+            version = opened.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            opened.close()
+            abort(503, description=f"The store at {path} cannot be read: {exc}")
+        if not 0 < version <= len(MIGRATIONS):
+            opened.close()
+            abort(503, description=f"The store at {path} cannot be read: " + (
+                "it is not a HarvestWatch store (or not set up yet)" if version == 0 else
+                f"its schema {version} is newer than this HarvestWatch ({len(MIGRATIONS)})"))
+        g.store = opened
+    return g.store
+
+
+MAX_PAGE = 1_000_000
+SQLITE_MAX_INT = 2 ** 63 - 1
+
+
+def _page() -> int:
+    try:
+        page = int(request.args.get("page", "1"))
+    except ValueError:
+        abort(400, description="page must be a number")
+    if page > MAX_PAGE:  # SQLite cannot take the offset of a page number beyond its integers
+        abort(400, description=f"page must be a number from 1 to {MAX_PAGE}")
+    return max(1, page)
+
+
+def _scan(scan_id: int) -> dict:
+    doc = data.scan(store(), scan_id) if scan_id <= SQLITE_MAX_INT else None
+    if doc is None:
+        abort(404, description=f"No scan {scan_id}.")
+    return doc
+
+
+def _scan_filters() -> dict:
+    try:
+        return data.scan_filters(request.args)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+
+
+# -- pages ---------------------------------------------------------------------------------------
+@pages.get("/")
+def overview():
+    return render_template("overview.html", doc=data.overview(store()))
+
+
+@pages.get("/servers")
+def servers():
+    # Depends on the store's content alone (no clock): rendered once per commit, not per request;
+    # a few hundred table rows take longer to render than to read.
+    return data.memoized(store(), ("servers.html", request.script_root),
+                         lambda: render_template("servers.html", servers=data.servers(store())))
+
+
+@pages.get("/scans")
+def scans():
+    return render_template("scans.html", doc=data.scans(store(), _scan_filters(), _page()))
+
+
+@pages.get("/scans/<int:scan_id>")
+def scan(scan_id: int):
+    return render_template("scan.html", scan=_scan(scan_id))
+
+
+@pages.get("/scanners")
+def scanners():
+    return render_template("scanners.html", families=data.scanners(store()))
+
+
+@pages.get("/probes")
+def probes():
+    return render_template("probes.html", doc=data.probes(store()))
+
+
+@pages.get("/about")
+def about():
+    return render_template("about.html")
+
+
+@pages.get("/export/harvesters.csv")
+def harvesters_csv():
+    rows = data.harvester_evidence(store())
+    out = io.StringIO()
+    fields = list(rows[0]) if rows else ["server", "probe_address", "probe_kind", "probe_port", "probe_time",
+                                         "probe_source_port", "scan_id", "scan_start", "scan_end", "lag_seconds",
+                                         "scanner", "scanner_family", "ports_scanned", "ports"]
+    writer = csv.DictWriter(out, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=harvestwatch-harvesters.csv"})
+
+
+@pages.get("/export/harvesters.json")
+def harvesters_json():
+    response = jsonify({"harvester_evidence": data.harvester_evidence(store())})
+    response.headers["Content-Disposition"] = "attachment; filename=harvestwatch-harvesters.json"
+    return response
+
+
+@pages.get("/metrics")
+def prometheus():
+    return Response(metrics.render(data.overview(store())), mimetype="text/plain; version=0.0.4")
+
+
+@pages.app_errorhandler(400)
+@pages.app_errorhandler(403)
+@pages.app_errorhandler(404)
+@pages.app_errorhandler(503)
+def error(exc):
+    if request.path.startswith("/api/"):
+        return jsonify({"error": exc.description, "status": exc.code}), exc.code
+    return render_template("error.html", error=exc), exc.code
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+@api.get("/overview")
+def api_overview():
+    return jsonify(data.overview(store()))
+
+
+@api.get("/servers")
+def api_servers():
+    return jsonify({"servers": data.servers(store())})
+
+
+@api.get("/scans")
+def api_scans():
+    return jsonify(data.scans(store(), _scan_filters(), _page()))
+
+
+@api.get("/scans/<int:scan_id>")
+def api_scan(scan_id: int):
+    return jsonify(_scan(scan_id))
+
+
+@api.get("/scanners")
+def api_scanners():
+    return jsonify({"families": data.scanners(store())})
+
+
+@api.get("/probes")
+def api_probes():
+    return jsonify(data.probes(store()))
+
+
+@api.get("/harvesters")
+def api_harvesters():
+    return jsonify({"harvester_evidence": data.harvester_evidence(store())})

@@ -1,0 +1,557 @@
+"""The status page through Flask's test client: every page and document, the empty, missing and
+analyze-only stores, hostile strings, the LAN-only rule, bad input and the security headers."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from markupsafe import escape
+
+from appliance.web import create_app
+from appliance.store.db import Store
+from tests import web_store as ws
+
+LOCAL = "::1"
+HTML_PAGES = ["/", "/servers", "/scans", "/scanners", "/probes", "/about"]
+API = ["/api/overview", "/api/servers", "/api/scans", "/api/scanners", "/api/probes", "/api/harvesters"]
+EXPORTS = ["/export/harvesters.csv", "/export/harvesters.json", "/metrics"]
+
+
+# -- stores and clients --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory):
+    path = tmp_path_factory.mktemp("realistic") / "harvestwatch.sqlite"
+    facts = ws.fill_realistic_store(path)
+    return str(path), facts
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hostile") / "harvestwatch.sqlite"
+    ws.fill_realistic_store(path, hostile=True)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def empty(tmp_path_factory):
+    path = tmp_path_factory.mktemp("empty") / "harvestwatch.sqlite"
+    Store(str(path)).close()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory):
+    path = tmp_path_factory.mktemp("analyzed") / "analyze.sqlite"
+    truth = ws.fill_analyze_only_store(path)
+    return str(path), truth
+
+
+class Client:
+    """A test client that comes from one remote address (the LAN check reads REMOTE_ADDR)."""
+
+    def __init__(self, db_path: str, remote: str = LOCAL, **options):
+        self.app = create_app(db_path, **options)
+        self.client = self.app.test_client()
+        self.remote = remote
+
+    def get(self, url: str, remote: str | None = None, **kwargs):
+        return self.client.get(url, environ_base={"REMOTE_ADDR": remote or self.remote}, **kwargs)
+
+    def open(self, url: str, method: str):
+        return self.client.open(url, method=method, environ_base={"REMOTE_ADDR": self.remote})
+
+    def html(self, url: str) -> str:
+        response = self.get(url)
+        assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:500])
+        assert response.mimetype == "text/html"
+        return response.get_data(as_text=True)
+
+    def json(self, url: str):
+        response = self.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        assert response.mimetype == "application/json"
+        return response.get_json()
+
+
+@pytest.fixture(scope="module")
+def site(realistic):
+    return Client(realistic[0])
+
+
+def main_of(html: str) -> str:
+    """The page's own content (<main>), without the navigation and footer."""
+    return html[html.index("<main"):html.index("</main>")]
+
+
+def text_of(html: str) -> str:
+    """Roughly what a reader sees: block tags become spaces, inline tags vanish, whitespace collapses."""
+    blocks = re.sub(r"</?(?:br|p|div|section|pre|ul|li|dl|dt|dd|table|thead|tbody|tr|th|td|h\d)\b[^>]*>", " ", html)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", blocks)).strip()
+
+
+def row_with(html: str, needle: str) -> str:
+    """The table row that holds `needle`."""
+    rows = [row for row in re.findall(r"<tr[^>]*>.*?</tr>", html, re.S) if needle in row]
+    assert len(rows) == 1, (needle, rows)
+    return rows[0]
+
+
+def scan_ids(site: Client, **filters) -> list[int]:
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return [s["id"] for s in site.json(f"/api/scans?{query}")["scans"]]
+
+
+# -- the realistic store ---------------------------------------------------------------------------
+@pytest.mark.parametrize("url", HTML_PAGES + API + EXPORTS + ["/static/style.css", "/static/refresh.js"])
+def test_every_route_answers(site, url):
+    response = site.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.data
+
+
+def test_overview_says_it_works_and_names_the_harvester(site, realistic):
+    _, facts = realistic
+    html = site.html("/")
+    health = text_of(html[html.index('<dl class="health">'):html.index("</dl>")])
+    assert "Daemon running · last heartbeat" in health
+    assert "Firewall rules in force" in health and "120 packets dropped by the flood limit" in health
+    assert "Privacy addresses in force" in health
+    assert f"Global prefix {ws.PREFIX}" in health
+    assert "Prober probing · 4 live probe addresses (cap 500)" in health
+    assert "synced: 3.4 ms from the pools (median of 3 NTP replies)" in health
+    assert "lost 3, overruns 0, malformed 1" in health
+    assert "not-netfilter 14, truncated 2" in health
+    assert "Gaps 3" in health and "flood-limit, 120 packets" in health and "seq-gap, 3 packets" in health
+    for number, label in ((1, "confirmed harvesters"), (1, "suspects"), (2, "clean servers"), (5, "scans"),
+                          (6, "scanners in 5 families"), (5, "probes sent")):
+        assert f"<div><b>{number}</b>{label}</div>" in html
+    latest = text_of(html[html.index('<p class="harvester">'):])
+    assert f"{ws.HARVESTER} received one ntp probe from {ws.PROBE_HARVESTER}" in latest
+    assert "40 ports of that address were scanned 10800.0 s later" in latest  # the latest wave
+    assert re.search(r'<rect class="scan" [^>]*><title>\d+ scans</title>', html)
+    assert re.search(r'<rect class="probe" [^>]*><title>\d+ probes</title>', html)
+    assert 'data-refresh="30"' in html
+
+
+def test_servers_page_shows_each_verdict(site, realistic):
+    _, facts = realistic
+    html = main_of(site.html("/servers"))
+    harvester = text_of(row_with(html, f"<code>{ws.HARVESTER}</code>"))
+    assert harvester.startswith("confirmed harvester")
+    assert f"{ws.POOL_0}, {ws.POOL_1}" in harvester
+    assert "1 (ntp 1) 2 5.1, 10800.0" in harvester  # probes, scans after probes, lags
+    assert 'class="verdict-harvester"' in row_with(html, ws.HARVESTER)
+    assert text_of(row_with(html, ws.SUSPECT)).startswith("suspect")
+    assert "+ 2 as a candidate" in row_with(html, ws.SUSPECT)
+    assert text_of(row_with(html, ws.HONEST_1)).startswith("clean")
+    assert "(ntp 1, udp123 1)" in row_with(html, ws.HONEST_1)
+    assert "(ntp 1, udp321 1)" in row_with(html, ws.HONEST_2)
+    assert text_of(row_with(html, ws.UNPROBED)).startswith("unprobed")
+    # Most damning first.
+    order = [html.index(f"<code>{server}</code>") for server in (ws.HARVESTER, ws.SUSPECT, ws.HONEST_1, ws.UNPROBED)]
+    assert order == sorted(order)
+    assert 'href="/export/harvesters.csv"' in html and 'href="/export/harvesters.json"' in html
+
+
+def test_scan_page_of_a_probe_address_is_certain_and_gives_the_lag(site, realistic):
+    _, facts = realistic
+    first, second = sorted(scan_ids(site, target=ws.PROBE_HARVESTER))
+    html = main_of(site.html(f"/scans/{first}"))
+    said = text_of(html)
+    assert f"Scan {first}" in said
+    assert f"SRC={ws.SCANNER_1} DST={ws.PROBE_HARVESTER}" in said
+    assert (f"Certain: {ws.PROBE_HARVESTER} is probe {facts['harvester_probe_id']}. It sent one packet (ntp, "
+            f"UDP port 123) to {ws.HARVESTER}") in said
+    assert "The scan began 5.1 s later." in said
+    assert "Trigger packets (certain)" in said
+    trigger = text_of(row_with(html, f"[{ws.HARVESTER}]:123</code> UDP"))
+    assert trigger.startswith(f"1 {facts['logged_lag']} s ")  # rank, lag
+    assert f"[{ws.PROBE_HARVESTER}]:40123" in trigger
+    assert "These endpoints across all scans" in said
+    # The second wave, hours later from another family: the ledger's probe packet is its trigger.
+    later = text_of(main_of(site.html(f"/scans/{second}")))
+    assert "The scan began 10800.0 s later." in later and "1 10800.0 s" in later
+
+
+def test_scan_page_of_the_lans_own_address_lists_its_trigger_packets(site):
+    (scan_id,) = scan_ids(site, target=ws.LAN_TEMP_1)
+    html = main_of(site.html(f"/scans/{scan_id}"))
+    said = text_of(html)
+    assert "Trigger packets (candidate)" in said and "Certain:" not in said
+    rows = re.findall(r"<tr><td>\d+</td><td>([\d.]+) s</td>.*?</tr>", html, re.S)
+    assert sorted(rows) == ["11.9", "12.4", "40.0"]
+    assert f"[{ws.SUSPECT}]:123</code> UDP" in html and f"[{ws.RESOLVER}]:53</code> UDP" in html
+    suspect = text_of(row_with(html, f"[{ws.SUSPECT}]:123/UDP"))
+    assert suspect == f"[{ws.SUSPECT}]:123/UDP 2 0 3 66.7 % 11.9 / 21.35 s"
+
+
+def test_unattributed_scan_and_sweep_pages(site):
+    (scan_id,) = scan_ids(site, attribution="unattributed", kind="portscan")
+    said = text_of(main_of(site.html(f"/scans/{scan_id}")))
+    assert f"DST={ws.STABLE}" in said and "sent nothing in the lookback before the scan: unattributed" in said
+    (sweep_id,) = scan_ids(site, kind="sweep")
+    said = text_of(main_of(site.html(f"/scans/{sweep_id}")))
+    assert said.startswith(f"Sweep {sweep_id} SWEEP DETECTED:")
+    assert "2001:db8:e625:1::20, 2001:db8:e625:1::21" in said and "Ports TCP/22" in said
+
+
+def test_scans_list_filters_and_pages(site):
+    html = main_of(site.html("/scans"))
+    assert "6 scans · page 1 of 1" in text_of(html)
+    assert html.count('<span class="badge certain">probe</span>') == 2
+    assert html.count('<span class="badge candidate">candidate</span>') == 2
+    assert f"<code>{ws.HARVESTER}</code>:123/UDP lag 5.097 s" in html
+    for filters, count in (({"attribution": "certain"}, 2), ({"attribution": "candidate"}, 2),
+                           ({"kind": "sweep"}, 1), ({"scanner": ws.SCANNER_4}, 1),
+                           ({"family": "2001:db8:5ca2:10::/64"}, 2), ({"target": ws.PROBE_HARVESTER}, 2),
+                           ({"target": ws.PROBE_HARVESTER, "scanner": ws.SCANNER_2}, 1),
+                           ({"scanner": "2001:db8:dead::1"}, 0)):
+        doc = site.json("/api/scans?" + "&".join(f"{k}={v}" for k, v in filters.items()))
+        assert doc["total"] == len(doc["scans"]) == count, filters
+        assert doc["filters"] == filters
+        page = main_of(site.html("/scans?" + "&".join(f"{k}={v}" for k, v in filters.items())))
+        assert f"{count} scans match" in text_of(page)
+    # A filter is shown back in the form; an address is compared in its compressed form.
+    doc = site.json("/api/scans?scanner=2001:0db8:5ca3:0010:0000:0000:0000:0001")
+    assert doc["total"] == 1 and doc["filters"] == {"scanner": ws.SCANNER_4}
+    assert f'name="scanner" value="{ws.SCANNER_4}"' in site.html(f"/scans?scanner={ws.SCANNER_4}")
+    # Pages beyond the last are empty, not errors.
+    doc = site.json("/api/scans?page=3")
+    assert doc["page"] == 3 and doc["scans"] == [] and doc["pages"] == 1 and doc["total"] == 6
+    assert "No scans." in site.html("/scans?page=3")
+
+
+def test_scanners_page_groups_families_with_confirmed_names(site):
+    html = main_of(site.html("/scanners"))
+    said = text_of(html)
+    assert f"{ws.SCANNER_1} {ws.RDNS} · 1 scans" in said
+    assert said.count("of probe addresses") == 2
+    assert "0 scans, 1 sweeps" in said
+    assert f'href="/scans?scanner={ws.SCANNER_3B}"' in html
+    doc = site.json("/api/scanners")
+    families = {f["family"]: f for f in doc["families"]}
+    assert set(families) == {"2001:db8:5ca0:10::/64", "2001:db8:5ca1:10::/64", "2001:db8:5ca2:10::/64",
+                             "2001:db8:5ca3:10::/64", "2001:db8:5ca4:10::/64"}
+    assert [s["address"] for s in families["2001:db8:5ca2:10::/64"]["scanners"]] == [ws.SCANNER_3, ws.SCANNER_3B]
+    names = {s["address"]: s["rdns"] for f in doc["families"] for s in f["scanners"]}
+    assert names[ws.SCANNER_1] == ws.RDNS and names[ws.SCANNER_2] is None
+
+
+def test_probes_page_is_the_ledger(site):
+    html = main_of(site.html("/probes"))
+    said = text_of(html)
+    assert "6 probes, 4 addresses still live · prober probing" in said
+    assert f"prefix {ws.PREFIX}" in said
+    assert f"→ {ws.HONEST_2}" in said and f"→ {ws.UNPROBED}" in said
+    never = text_of(row_with(html, ws.PROBE_NEVER_SENT))
+    assert "never sent" in never and ws.NORMAL_PROBE_ERROR in never
+    harvested = row_with(html, ws.PROBE_HARVESTER)
+    assert 'class="verdict-harvester"' in harvested
+    assert "stratum 2, offset 3.4 ms, delay 18.1 ms" in harvested and harvested.endswith("<td>2</td></tr>")
+    assert "expired" in text_of(row_with(html, ws.PROBE_EXPIRED))
+    assert "udp321" in row_with(html, ws.PROBE_HONEST_2_UDP321)
+    assert len(re.findall(r"<tr[^>]*><td>\d+</td>", html)) == 6
+
+
+CSV_COLUMNS = ["server", "probe_address", "probe_kind", "probe_port", "probe_time", "probe_source_port", "scan_id",
+               "scan_start", "scan_end", "lag_seconds", "scanner", "scanner_family", "ports_scanned", "ports"]
+
+
+def test_csv_export_has_one_row_per_scan_of_a_probe_address(site, realistic):
+    _, facts = realistic
+    response = site.get("/export/harvesters.csv")
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
+    assert reader.fieldnames == CSV_COLUMNS
+    rows = list(reader)
+    assert len(rows) == facts["probe_scans"]
+    assert {r["server"] for r in rows} == {ws.HARVESTER}
+    assert {r["probe_address"] for r in rows} == {ws.PROBE_HARVESTER}
+    assert [(r["probe_kind"], r["probe_port"], r["probe_source_port"]) for r in rows] == [("ntp", "123", "40123")] * 2
+    assert [r["lag_seconds"] for r in rows] == ["5.1", "10800.0"]
+    assert [r["scanner"] for r in rows] == [ws.SCANNER_1, ws.SCANNER_2]
+    assert rows[0]["scanner_family"] == "2001:db8:5ca0:10::/64" and rows[0]["ports_scanned"] == "96"
+    assert len(rows[0]["ports"].split()) == 96 and rows[0]["ports"].startswith("TCP/21 TCP/22")
+
+
+def test_json_export_and_api_carry_the_same_evidence(site):
+    response = site.get("/export/harvesters.json")
+    assert response.mimetype == "application/json" and "attachment" in response.headers["Content-Disposition"]
+    exported = response.get_json()["harvester_evidence"]
+    assert exported == site.json("/api/harvesters")["harvester_evidence"]
+    assert [list(row) for row in exported] == [CSV_COLUMNS] * 2
+    assert [row["lag_seconds"] for row in exported] == [5.1, 10800.0]
+
+
+def test_metrics(site):
+    response = site.get("/metrics")
+    assert response.mimetype == "text/plain"
+    lines = response.get_data(as_text=True).splitlines()
+    for expected in ('harvestwatch_servers{verdict="harvester"} 1', 'harvestwatch_servers{verdict="suspect"} 1',
+                     'harvestwatch_servers{verdict="clean"} 2', "harvestwatch_daemon_up 1",
+                     "harvestwatch_firewall_in_force 1", "harvestwatch_privacy_in_force 1", "harvestwatch_scans 5",
+                     "harvestwatch_sweeps 1", "harvestwatch_probes_sent 5", "harvestwatch_gaps 3",
+                     "harvestwatch_capture_lost_packets 3"):
+        assert expected in lines
+    # Every sample has its HELP and TYPE, as Prometheus wants.
+    samples = {line.split("{")[0].split()[0] for line in lines if not line.startswith("#")}
+    for name in samples:
+        assert f"# TYPE {name} gauge" in lines and any(line.startswith(f"# HELP {name} ") for line in lines)
+
+
+def test_json_documents(site, realistic):
+    _, facts = realistic
+    overview = site.json("/api/overview")
+    assert list(overview) == ["generated", "daemon", "firewall", "privacy", "prober", "clock", "last_record",
+                              "capture", "skipped_lines", "gaps", "numbers", "latest_harvester", "timeline"]
+    assert overview["daemon"]["alive"] is True and overview["daemon"]["seen"] is True
+    assert overview["numbers"] == {"scans": 5, "sweeps": 1, "scanners": 6, "scanner_families": 5, "probes": 5,
+                                   "servers": 5, "harvesters": 1, "suspects": 1, "clean": 2}
+    assert overview["prober"]["prefix"] == ws.PREFIX and overview["prober"]["state"] == "probing"
+    assert overview["latest_harvester"]["server"] == ws.HARVESTER and overview["latest_harvester"]["lag"] == 10800.0
+    assert overview["gaps"]["total"] == 3 and overview["clock"] == {"offset_ms": 3.4, "replies": 3}
+    assert sum(overview["timeline"]["scans"]) == 6 and len(overview["timeline"]["probes"]) == 48
+
+    servers = site.json("/api/servers")["servers"]
+    assert {s["server"]: s["verdict"] for s in servers} == facts["servers"]
+    harvester = servers[0]
+    assert harvester["server"] == ws.HARVESTER and harvester["lags"] == [5.1, 10800.0]
+    assert sorted(harvester["pools"]) == [ws.POOL_0, ws.POOL_1] and harvester["probes_by_kind"] == {"ntp": 1}
+
+    first = min(scan_ids(site, target=ws.PROBE_HARVESTER))
+    scan = site.json(f"/api/scans/{first}")
+    assert scan["attribution"] == "certain" and scan["scanner"] == ws.SCANNER_1
+    assert scan["probe"] == {"id": facts["harvester_probe_id"], "address": ws.PROBE_HARVESTER,
+                             "server": ws.HARVESTER, "kind": "ntp", "port": 123, "sent_at": scan["probe"]["sent_at"],
+                             "sport": 40123, "lag": 5.1}
+    assert [(c["dst"], c["dport"], c["lag"]) for c in scan["candidates"]] == [(ws.HARVESTER, 123, 5.097)]
+    assert scan["suspects"][0]["dst"] == ws.HARVESTER and scan["suspects"][0]["certain"] == 2
+
+    listing = site.json("/api/scans")
+    assert listing["total"] == 6 and listing["pages"] == 1 and listing["per_page"] == 50
+    assert {"id", "kind", "scanner", "family", "target", "start", "duration", "ports", "packets", "protocols",
+            "attribution", "probe_id", "trigger"} == set(listing["scans"][0])
+
+    probes = site.json("/api/probes")
+    assert probes["total"] == 6 and probes["live"] == 4 and probes["state"] == "probing"
+    assert [n["server"] for n in probes["next"]] == [ws.HONEST_2, ws.SUSPECT, ws.UNPROBED]
+    never = next(p for p in probes["probes"] if p["address"] == ws.PROBE_NEVER_SENT)
+    assert never["sent_at"] is None and never["error"] == ws.NORMAL_PROBE_ERROR and never["live"] is False
+
+
+# -- other stores ----------------------------------------------------------------------------------
+def test_an_empty_store_renders_every_page(empty):
+    site = Client(empty)
+    for url in HTML_PAGES + API + EXPORTS:
+        assert site.get(url).status_code == 200, url
+    overview = text_of(main_of(site.html("/")))
+    assert "no daemon has written to this store" in overview and "None so far." in overview
+    assert "No NTP servers known yet" in site.html("/servers")
+    assert "0 scans · page 1 of 1" in text_of(site.html("/scans")) and "No scans." in site.html("/scans")
+    assert "No scanners seen yet." in site.html("/scanners")
+    assert "No probes yet." in site.html("/probes")
+    assert site.get("/export/harvesters.csv").get_data(as_text=True).strip() == ",".join(CSV_COLUMNS)
+    assert site.json("/api/harvesters") == {"harvester_evidence": []}
+    metrics = site.get("/metrics").get_data(as_text=True).splitlines()
+    assert "harvestwatch_daemon_up 0" in metrics and 'harvestwatch_servers{verdict="harvester"} 0' in metrics
+    assert site.get("/scans/1").status_code == 404
+
+
+def test_a_missing_store_says_so_with_503(tmp_path):
+    path = tmp_path / "not-yet" / "harvestwatch.sqlite"
+    site = Client(str(path))
+    for url in ["/", "/servers", "/scans", "/scans/1", "/probes", "/scanners", "/metrics",
+                "/export/harvesters.csv"]:
+        response = site.get(url)
+        assert response.status_code == 503, url
+        assert response.mimetype == "text/html"
+        assert f"No HarvestWatch store at {path} yet: the daemon has not run." in response.get_data(as_text=True)
+    for url in API:
+        response = site.get(url)
+        assert response.status_code == 503 and response.mimetype == "application/json"
+        assert response.get_json() == {"error": f"No HarvestWatch store at {path} yet: the daemon has not run.",
+                                       "status": 503}
+    assert site.get("/about").status_code == 200  # the explanation needs no store
+    assert not path.exists()  # reading never creates one
+    # A stranger learns nothing about the store, not even that it is missing.
+    stranger = site.get("/api/overview", remote="2001:db8:ffff::1")
+    assert stranger.status_code == 403 and str(path) not in stranger.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an SQLite database\n" * 64], ids=["zero-bytes", "garbage"])
+def test_an_unreadable_store_says_so_with_503(tmp_path, content):
+    path = tmp_path / "harvestwatch.sqlite"
+    path.write_bytes(content)
+    site = Client(str(path))
+    page = site.get("/")
+    assert page.status_code == 503 and f"The store at {path} cannot be read" in page.get_data(as_text=True)
+    doc = site.get("/api/scans")
+    assert doc.status_code == 503 and doc.get_json()["error"].startswith(f"The store at {path} cannot be read")
+    assert site.get("/", remote="203.0.113.9").status_code == 403
+
+
+def test_a_store_filled_by_analyze_alone(analyzed):
+    path, truth = analyzed
+    site = Client(path)
+    overview = text_of(main_of(site.html("/")))
+    assert "no daemon has written to this store (filled by harvestwatch analyze)" in overview
+    assert "Firewall unknown" in overview and "Prober not running" in overview
+    html = site.html("/")
+    assert "<b>0</b>confirmed harvesters" in html and f"<b>{truth['portscans']}</b>scans" in html
+    assert "No NTP servers known yet" in site.html("/servers")
+    assert site.json("/api/servers") == {"servers": []}
+    doc = site.json("/api/overview")
+    assert doc["daemon"] == {"seen": False, "alive": False, "heartbeat": None, "started": None, "clean_stop": False}
+    assert doc["prober"] is None and doc["numbers"]["harvesters"] == doc["numbers"]["suspects"] == 0
+    assert sum(doc["timeline"]["scans"]) > 0  # the timeline ends at the newest scan of the old log
+    scans = site.json("/api/scans?kind=portscan")
+    assert scans["total"] == truth["portscans"] and truth["candidate"] > 0
+    assert f"{truth['portscans'] + truth['sweeps']} scans" in text_of(site.html("/scans"))
+    (candidate, *_) = [s for s in scans["scans"] if s["attribution"] == "candidate"]
+    page = text_of(main_of(site.html(f"/scans/{candidate['id']}")))
+    assert "Trigger packets (candidate)" in page and "These endpoints across all scans" in page
+    assert "Certain:" not in page
+    assert site.json(f"/api/scans/{candidate['id']}")["suspects"]
+    assert "No probes yet." in site.html("/probes")
+    assert site.get("/metrics").status_code == 200 and "harvestwatch_daemon_up 0" in site.get("/metrics").get_data(as_text=True)
+
+
+# -- hostile strings -------------------------------------------------------------------------------
+HOSTILE_ON = {"/": ["gap", "prober_reason", "pool_error", "firewall_problem", "privacy_problem", "skipped"],
+              "/servers": ["pool"], "/probes": ["probe_error", "prober_reason"], "/scanners": ["rdns"]}
+
+
+def test_hostile_strings_are_escaped_everywhere(hostile):
+    site = Client(hostile)
+    urls = HTML_PAGES + [f"/scans/{s['id']}" for s in site.json("/api/scans")["scans"]]
+    for url in urls:
+        html = site.html(url)
+        for raw in ("<script>alert", "<img src=x", "<b onmouseover"):
+            assert raw not in html, (url, raw)
+        # The only script is the page's own file.
+        assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/refresh.js" defer>'], url
+    for url, fields in HOSTILE_ON.items():
+        html = site.html(url)
+        for field in fields:
+            assert str(escape(ws.HOSTILE[field])) in html, (url, field)
+    assert "&lt;script&gt;alert(&#39;gap&#39;)&lt;/script&gt;" in site.html("/")
+    # The CSV and the metrics carry no markup of theirs either way, but must still answer.
+    assert site.get("/metrics").status_code == 200 and site.get("/export/harvesters.csv").status_code == 200
+
+
+def test_hostile_strings_come_back_raw_but_inert_as_json(hostile):
+    site = Client(hostile)
+    response = site.get("/api/overview")
+    assert response.mimetype == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    overview = json.loads(response.get_data(as_text=True))
+    assert overview["firewall"]["problems"] == [ws.HOSTILE["firewall_problem"]]
+    assert overview["prober"]["reason"] == ws.HOSTILE["prober_reason"]
+    assert list(overview["prober"]["pool_errors"].values()) == [ws.HOSTILE["pool_error"]]
+    assert ws.HOSTILE["skipped"] in overview["skipped_lines"]
+    assert ws.HOSTILE["gap"] in [gap["reason"] for gap in overview["gaps"]["latest"]]
+    servers = site.json("/api/servers")["servers"]
+    assert ws.HOSTILE["pool"] in servers[0]["pools"]
+    probes = site.json("/api/probes")
+    assert ws.HOSTILE["probe_error"] in [p["error"] for p in probes["probes"]]
+    names = [s["rdns"] for f in site.json("/api/scanners")["families"] for s in f["scanners"]]
+    assert ws.HOSTILE["rdns"] in names
+
+
+# -- LAN only --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("remote", ["127.0.0.1", "::1", "fe80::1", "fe80::1%eth0", "fd00::1", "fd12:3456::7",
+                                    "192.168.1.20", "10.1.2.3", "::ffff:192.168.1.2",
+                                    "2001:db8:e625:1::99", "2001:db8:e625:1:ffff:ffff:ffff:ffff"])
+def test_the_lan_gets_the_page(site, remote):
+    assert site.get("/", remote=remote).status_code == 200
+    assert site.get("/api/overview", remote=remote).status_code == 200
+
+
+@pytest.mark.parametrize("remote", ["2001:db8:ffff::1", "2001:db8:e625:2::1", "203.0.113.7", "::ffff:203.0.113.7",
+                                    "2001:db8:e625::1", "not-an-address"])
+def test_everyone_else_gets_403(site, remote):
+    page = site.get("/", remote=remote)
+    assert page.status_code == 403 and page.mimetype == "text/html"
+    assert "This HarvestWatch page answers its own LAN only." in page.get_data(as_text=True)
+    assert ws.HARVESTER not in page.get_data(as_text=True)
+    doc = site.get("/api/servers", remote=remote)
+    assert doc.status_code == 403 and doc.mimetype == "application/json"
+    assert doc.get_json() == {"error": "This HarvestWatch page answers its own LAN only.", "status": 403}
+    for url in ("/export/harvesters.csv", "/metrics", "/static/style.css", "/scans/1", "/about"):
+        assert site.get(url, remote=remote).status_code == 403, url
+
+
+def test_configured_prefixes_widen_the_lan_and_the_check_can_be_turned_off(realistic):
+    path, _ = realistic
+    outsider = "2001:db8:ffff::1"
+    assert Client(path, extra_lan=("2001:db8:ffff::/48",)).get("/", remote=outsider).status_code == 200
+    assert Client(path, lan_only=False).get("/", remote="203.0.113.7").status_code == 200
+
+
+# -- bad input, methods, headers ---------------------------------------------------------------------
+@pytest.mark.parametrize("query", ["scanner=nonsense", "family=2001:db8::/129", "target=%3Cscript%3Ex",
+                                   "attribution=maybe", "kind=ping", "page=abc", "page=1.5",
+                                   "page=99999999999999999999999"])
+def test_bad_filter_values_give_400(site, query):
+    page = site.get(f"/scans?{query}")
+    assert page.status_code == 400 and page.mimetype == "text/html"
+    assert "<script>x" not in page.get_data(as_text=True)
+    doc = site.get(f"/api/scans?{query}")
+    assert doc.status_code == 400 and doc.get_json()["status"] == 400 and doc.get_json()["error"]
+
+
+def test_a_bad_value_is_named_and_escaped_in_the_400(site):
+    html = site.get("/scans?target=%3Cscript%3Ex").get_data(as_text=True)
+    assert "target: &#39;&lt;script&gt;x&#39; is not an IP address or network" in html
+    assert site.get("/api/scans?kind=ping").get_json()["error"] == "kind must be portscan or sweep"
+
+
+@pytest.mark.parametrize("url", ["/scans/999", "/api/scans/999", "/scans/0", "/scans/99999999999999999999999",
+                                 "/api/scans/99999999999999999999999", "/scans/abc", "/nowhere", "/api/nowhere"])
+def test_unknown_scans_and_pages_give_404(site, url):
+    response = site.get(url)
+    assert response.status_code == 404
+    if url.startswith("/scans/") and url[7:].isdigit():
+        assert f"No scan {url[7:]}." in response.get_data(as_text=True)
+    if url == "/api/scans/999":
+        assert response.get_json() == {"error": "No scan 999.", "status": 404}
+
+
+@pytest.mark.parametrize("url", ["/", "/scans/1", "/api/overview", "/metrics", "/export/harvesters.csv",
+                                 "/static/style.css", "/scans/999", "/scans?kind=x"])
+def test_security_headers(site, url):
+    headers = site.get(url).headers
+    csp = headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'self'" and directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert site.get(url, remote="203.0.113.7").headers["Content-Security-Policy"] == csp  # the 403 too
+
+
+def test_pages_need_nothing_inline(site):
+    """The CSP allows no inline script or style: the pages must not rely on any."""
+    first = min(scan_ids(site, target=ws.PROBE_HARVESTER))
+    for url in HTML_PAGES + [f"/scans/{first}"]:
+        html = site.html(url)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+        assert not re.search(r"\sstyle=", html) and "<style" not in html, url
+        assert not re.search(r"\son[a-z]+=", html), url
+
+
+def test_no_route_accepts_a_write(site):
+    rules = list(site.app.url_map.iter_rules())
+    assert len(rules) == len(HTML_PAGES + API + EXPORTS) + 3  # + a scan page, its JSON, the static files
+    for rule in rules:
+        assert rule.methods <= {"GET", "HEAD", "OPTIONS"}, rule
+        url = re.sub(r"<(?:int:)?scan_id>", "1", re.sub(r"<(?:path:)?filename>", "style.css", rule.rule))
+        assert "<" not in url, url
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            assert site.open(url, method).status_code == 405, (method, url)
