@@ -137,12 +137,19 @@ class LiveRecords:
                 "ON s.probe_id = p.id GROUP BY p.server"):
             e = entry(server)
             e["probe_scans"], e["min_lag"] = scans, min_lag
-        for server, scans, last in db.execute(
-                "SELECT c.dst, count(DISTINCT c.scan_id), max(s.start) FROM candidates c "
-                "JOIN scans s ON s.id = c.scan_id WHERE s.probe_id IS NULL GROUP BY c.dst"):
+        # From the suspects table that refresh() keeps (one row per endpoint, a few hundred), not
+        # from the candidates themselves (one row per trigger packet: 150,000 on a big store).
+        # It counts probe scans too; those belong to harvesters, whose verdict they already decide.
+        # Only the probe scans of a harvester are counted (candidate_scans None); a scan preceded by
+        # contacts with two ports of one server counts twice (rare: only the count shown, not a verdict).
+        for server, scans, last in db.execute("SELECT dst, sum(scans), max(last_ts) FROM suspects GROUP BY dst"):
             if server in servers:  # only NTP servers get a verdict, not every endpoint ever contacted
                 e = servers[server]
                 e["candidate_scans"], e["last_candidacy"] = scans, last
+                if e["probe_scans"]:
+                    # A harvester: its probe scans are counted apart; how many other scans it preceded
+                    # would cost a walk through all its trigger packets, and decides nothing.
+                    e["candidate_scans"] = None
                 e["probes_since_candidacy"] = db.execute(
                     "SELECT count(*) FROM probes WHERE server=? AND sent_at > ?", (server, last)).fetchone()[0]
         for e in servers.values():
