@@ -17,25 +17,27 @@ api = Blueprint("api", __name__)
 
 def store() -> Store:
     if "store" not in g:
-        path = current_app.config["DB_PATH"]
-        if not os.path.exists(path):
-            abort(503, description=f"No HarvestWatch store at {path} yet: the daemon has not run.")
-        try:
-            opened = Store(path, readonly=True)
-        except (sqlite3.Error, StoreError) as exc:
-            abort(503, description=f"The store at {path} cannot be read: {exc}")
-        try:  # the read-only open checks nothing: a garbage or half-created file fails here, not mid-page
-            version = opened.db.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.Error as exc:
-            opened.close()
-            abort(503, description=f"The store at {path} cannot be read: {exc}")
-        if not 0 < version <= len(MIGRATIONS):
-            opened.close()
-            abort(503, description=f"The store at {path} cannot be read: " + (
-                "it is not a HarvestWatch store (or not set up yet)" if version == 0 else
-                f"its schema {version} is newer than this HarvestWatch ({len(MIGRATIONS)})"))
-        g.store = opened
+        g.store = _open_store(current_app.config["DB_PATH"])
     return g.store
+
+
+def _open_store(path: str) -> Store:
+    if not os.path.exists(path):
+        abort(503, description=f"No HarvestWatch store at {path} yet: the daemon has not run.")
+    opened = None
+    try:
+        opened = Store(path, readonly=True)
+        # The read-only open checks nothing: a garbage or half-created file must fail here, not mid-page.
+        version = opened.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            raise StoreError("it is not a HarvestWatch store (or not set up yet)")
+        if version > len(MIGRATIONS):
+            raise StoreError(f"its schema {version} is newer than this HarvestWatch ({len(MIGRATIONS)})")
+    except (sqlite3.Error, StoreError) as exc:
+        if opened is not None:
+            opened.close()
+        abort(503, description=f"The store at {path} cannot be read: {exc}")
+    return opened
 
 
 MAX_PAGE = 1_000_000
