@@ -1,0 +1,269 @@
+"""The Ansible role ansible/roles/harvestwatch converges on a Debian root filesystem, idempotently.
+
+A Debian bookworm minbase rootfs (built once with mmdebstrap, cached under
+/var/tmp/harvestwatch-ansible-test keyed by its package list and mirror) is copied to a fresh
+directory, the role is applied to it through the community.general.chroot connection with
+harvestwatch_apply_runtime=false (as an image build does: nothing is started, no sysctl applied),
+twice: the second run must change nothing. Then the files it wrote are checked, and ansible-lint
+must pass on ansible/.
+
+Needs root, mmdebstrap (apt) and ansible + ansible-lint (pip: the full `ansible` package, since
+ansible-core alone lacks the community.general chroot connection). The first run downloads about
+80 MB of packages plus the appliance's PyPI dependencies.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE_DIR = ROOT / "ansible"
+ROLE_FILES = ANSIBLE_DIR / "roles" / "harvestwatch" / "files"
+CACHE = Path(os.environ.get("HARVESTWATCH_ANSIBLE_CACHE", "/var/tmp/harvestwatch-ansible-test"))
+SUITE = "bookworm"
+ARCH = "amd64"
+# What a Raspberry Pi OS / Debian image has before the role runs: Python for Ansible's modules,
+# python3-apt for its apt module, systemd for systemctl (enabling units offline).
+BASE_PACKAGES = ["python3", "python3-apt", "systemd", "ca-certificates"]
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+BIN = Path(sys.executable).parent
+TIMINGS: dict[str, float] = {}
+
+
+def _tool(name: str) -> str | None:
+    found = BIN / name
+    return str(found) if found.exists() else shutil.which(name)
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (mmdebstrap and the chroot connection)"
+    if not shutil.which("mmdebstrap"):
+        return "mmdebstrap not installed (apt-get install mmdebstrap)"
+    if not _tool("ansible-playbook"):
+        return "ansible not installed (pip install ansible ansible-lint)"
+    try:
+        import ansible_collections.community.general  # noqa: F401
+    except ImportError:
+        probe = subprocess.run([_tool("ansible-doc"), "-t", "connection", "community.general.chroot"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            return "community.general (chroot connection) not available: pip install ansible, not ansible-core"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+def _mirror() -> str:
+    """The Debian mirror this machine's apt uses, so the rootfs comes from the same place."""
+    sources = []
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            sources.append(path.read_text())
+        except OSError:
+            continue
+    for text in sources:
+        for url in re.findall(r"(?m)^\s*(?:URIs:|deb)\s+(?:\[[^\]]*\]\s+)?(\S+)", text):
+            if url.rstrip("/").endswith("/debian"):
+                return url.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _base_rootfs() -> Path:
+    mirror = _mirror()
+    key = hashlib.sha256("\n".join([SUITE, ARCH, mirror, *BASE_PACKAGES, "policy-rc.d"]).encode()).hexdigest()[:16]
+    target = CACHE / f"rootfs-{SUITE}-{ARCH}-{key}"
+    if (target / ".complete").exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = CACHE / f"{target.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    started = time.monotonic()
+    subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", f"--architectures={ARCH}",
+                    f"--include={','.join(BASE_PACKAGES)}",
+                    # An image build must never start daemons: the packages' postinst scripts ask
+                    # invoke-rc.d, which obeys policy-rc.d.
+                    "--customize-hook=printf '#!/bin/sh\\nexit 101\\n' > \"$1/usr/sbin/policy-rc.d\"; "
+                    "chmod 755 \"$1/usr/sbin/policy-rc.d\"",
+                    SUITE, str(partial), mirror], check=True)
+    TIMINGS["rootfs build (cold)"] = time.monotonic() - started
+    (partial / ".complete").touch()
+    partial.rename(target)
+    return target
+
+
+def _recap(output: str) -> dict[str, int]:
+    match = re.search(r"PLAY RECAP \*+\s*\n\S+\s*:\s*(.*)", output)
+    assert match, f"no PLAY RECAP in:\n{output[-3000:]}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def _playbook(rootfs: Path, wheel: Path) -> subprocess.CompletedProcess:
+    inventory = rootfs.parent / "inventory.ini"
+    inventory.write_text("[harvestwatch]\n"
+                         f"{rootfs} ansible_connection=community.general.chroot"
+                         " ansible_python_interpreter=/usr/bin/python3\n\n"
+                         "[harvestwatch:vars]\n"
+                         "harvestwatch_become=false\n"
+                         "harvestwatch_apply_runtime=false\n"
+                         f"harvestwatch_source={wheel}\n")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
+               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    command = [_tool("ansible-playbook"), "-i", str(inventory), str(ANSIBLE_DIR / "site.yml")]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR)
+
+
+def _trust_host_cas(rootfs: Path) -> None:
+    """pip in the chroot goes out through this machine's network: trust what the host trusts
+    (a TLS-intercepting proxy's CA, say), also across update-ca-certificates runs in the chroot."""
+    local = Path("/usr/local/share/ca-certificates")
+    if local.is_dir():
+        for crt in local.rglob("*.crt"):
+            dest = rootfs / "usr/local/share/ca-certificates" / crt.relative_to(local)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(crt, dest)
+    bundle = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    if bundle.is_file():
+        shutil.copy2(bundle, rootfs / "etc/ssl/certs/ca-certificates.crt")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources.
+    source = tmp_path_factory.mktemp("source") / "harvestwatch"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "tests", "ansible", "node_modules"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+                    "-w", str(out), str(source)], check=True)
+    wheels = list(out.glob("harvestwatch-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory) -> Path:
+    base = _base_rootfs()
+    target = tmp_path_factory.mktemp("chroot") / "rootfs"
+    subprocess.run(["cp", "-a", str(base), str(target)], check=True)
+    _trust_host_cas(target)
+    yield target
+    shutil.rmtree(target, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def converged(rootfs, wheel):
+    started = time.monotonic()
+    first = _playbook(rootfs, wheel)
+    TIMINGS["first converge"] = time.monotonic() - started
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    assert _recap(first.stdout)["failed"] == 0
+    started = time.monotonic()
+    second = _playbook(rootfs, wheel)
+    TIMINGS["second converge"] = time.monotonic() - started
+    return first, second
+
+
+def test_second_run_changes_nothing(converged):
+    _, second = converged
+    assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
+    recap = _recap(second.stdout)
+    changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
+    assert recap["changed"] == 0 and recap["failed"] == 0, (recap, changed, second.stdout[-4000:])
+
+
+def test_config_is_valid_with_documented_defaults(converged, rootfs):
+    from appliance.config import load
+
+    config = load(str(rootfs / "etc/harvestwatch/config.toml"))
+    assert config.appliance.interface == "eth0"
+    assert config.appliance.lan_prefixes == []
+    assert config.appliance.state_dir == "/var/lib/harvestwatch"
+    assert config.firewall.tcp_services == [22, 80]
+    assert config.firewall.nflog_group == 5
+    assert config.probe.pools == ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org",
+                                  "3.debian.pool.ntp.org", "2.pool.ntp.org"]
+    assert config.probe.kinds == ["ntp", "udp123", "udp321"]
+    assert config.probe.server_interval == 21600
+    assert config.probe.min_gap == 60
+    assert config.probe.observation == 172800
+    assert config.probe.max_live == 500
+    assert config.store.flush_every == 5
+    mode = (rootfs / "etc/harvestwatch/config.toml").stat().st_mode & 0o777
+    assert mode == 0o644, oct(mode)
+
+
+def test_appliance_installed_in_venv(converged, rootfs):
+    assert (rootfs / "opt/harvestwatch/venv/bin/harvestwatch").is_file()
+    listing = subprocess.run(["chroot", str(rootfs), "/opt/harvestwatch/venv/bin/python", "-c",
+                              "import appliance.config, iptc.version, pyroute2, flask, gunicorn; print('ok')"],
+                             capture_output=True, text=True)
+    assert listing.stdout.strip() == "ok", listing.stderr
+
+
+def test_units_installed_and_enabled(converged, rootfs):
+    for unit in ("harvestwatch.service", "harvestwatch-page.service"):
+        installed = rootfs / "etc/systemd/system" / unit
+        assert installed.read_bytes() == (ROLE_FILES / unit).read_bytes()
+        wants = rootfs / "etc/systemd/system/multi-user.target.wants" / unit
+        assert wants.is_symlink(), f"{unit} not enabled"
+        assert os.readlink(wants) == f"/etc/systemd/system/{unit}"
+    for service in ("chrony.service", "avahi-daemon.service"):
+        assert (rootfs / "etc/systemd/system/multi-user.target.wants" / service).is_symlink(), service
+
+
+def test_sysctl_and_journald(converged, rootfs):
+    dropin = rootfs / "etc/sysctl.d/60-harvestwatch-privacy.conf"
+    assert dropin.read_bytes() == (ROLE_FILES / "60-harvestwatch-privacy.conf").read_bytes()
+    journald = (rootfs / "etc/systemd/journald.conf.d/harvestwatch.conf").read_text()
+    assert "[Journal]" in journald
+    assert re.search(r"(?m)^Storage=volatile$", journald)
+    assert re.search(r"(?m)^RuntimeMaxUse=32M$", journald)
+
+
+def test_packages_and_iptables_legacy(converged, rootfs):
+    status = (rootfs / "var/lib/dpkg/status").read_text()
+    for package in ("python3", "python3-venv", "iptables", "chrony", "avahi-daemon"):
+        assert re.search(rf"(?m)^Package: {re.escape(package)}\nStatus: install ok installed", status), package
+    for name in ("iptables", "ip6tables"):
+        assert os.readlink(rootfs / "etc/alternatives" / name) == f"/usr/sbin/{name}-legacy"
+
+
+def test_user(converged, rootfs):
+    passwd = {line.split(":")[0]: line.split(":") for line in (rootfs / "etc/passwd").read_text().splitlines()}
+    assert "harvestwatch" in passwd
+    entry = passwd["harvestwatch"]
+    assert entry[5] == "/var/lib/harvestwatch"
+    assert entry[6] in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
+    assert int(entry[2]) < 1000, "a system user"
+    groups = [line.split(":")[0] for line in (rootfs / "etc/group").read_text().splitlines()]
+    assert "harvestwatch" in groups
+
+
+def test_ansible_lint():
+    lint = _tool("ansible-lint")
+    if not lint:
+        pytest.skip("ansible-lint not installed")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", NO_COLOR="1", PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    started = time.monotonic()
+    result = subprocess.run([lint, "--offline", "site.yml", "roles/harvestwatch"],
+                            capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR)
+    TIMINGS["ansible-lint"] = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+def teardown_module(module):
+    for name, seconds in TIMINGS.items():
+        print(f"\n[timing] {name}: {seconds:.1f} s", end="")
+    print()
