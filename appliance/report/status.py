@@ -6,17 +6,24 @@ import time
 
 from .evidence import iso
 
+HEARTBEAT_STALE = 60.0   # the daemon writes one every few seconds; a minute without one means it is not running
 VERDICT_WORDS = {"harvester": "CONFIRMED HARVESTER", "suspect": "suspect", "clean": "clean",
                  "unprobed": "unprobed"}
+
+
+def daemon_state(status: dict, now: float) -> dict:
+    """Whether a daemon has written to the store, and whether it is running now (its heartbeat)."""
+    heartbeat = status.get("heartbeat")
+    return {"seen": heartbeat is not None,
+            "alive": heartbeat is not None and now - heartbeat < HEARTBEAT_STALE and not status.get("clean_stop"),
+            "heartbeat": heartbeat, "started": status.get("started"), "clean_stop": bool(status.get("clean_stop"))}
 
 
 def status_document(store, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     status = store.status()
-    heartbeat = status.get("heartbeat")
     return {
-        "daemon": {"alive": heartbeat is not None and now - heartbeat < 60 and not status.get("clean_stop"),
-                   "heartbeat": heartbeat, "started": status.get("started")},
+        "daemon": daemon_state(status, now),
         "status": status,
         "servers": store.server_verdicts(),
         "gaps": [dict(row) for row in store.gaps()],

@@ -16,11 +16,11 @@ import threading
 import time
 
 from ..report.evidence import iso, scan_document, suspect_document
+from ..report.status import daemon_state
 from ..store.db import Store
 
 PAGE_SIZE = 50
 TIMELINE_HOURS = 48
-HEARTBEAT_STALE = 60.0   # the daemon writes one every few seconds; a minute without one means it is not running
 ATTRIBUTIONS = ("certain", "candidate", "unattributed")
 
 
@@ -116,12 +116,10 @@ def overview(store: Store, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     # Everything but the clock comes from the store: read once per commit (see _Memo), copied out.
     status, stored = copy.deepcopy(_memo.get(store, "overview", lambda: _stored_overview(store)))
-    heartbeat = status.get("heartbeat")
-    alive = heartbeat is not None and now - heartbeat < HEARTBEAT_STALE and not status.get("clean_stop")
+    daemon = daemon_state(status, now)
     return {
         "generated": iso(now),
-        "daemon": {"seen": heartbeat is not None, "alive": alive, "heartbeat": _iso_or_none(heartbeat),
-                   "started": _iso_or_none(status.get("started")), "clean_stop": bool(status.get("clean_stop"))},
+        "daemon": {**daemon, "heartbeat": _iso_or_none(daemon["heartbeat"]), "started": _iso_or_none(daemon["started"])},
         **stored,
         "timeline": timeline(store, now),
     }

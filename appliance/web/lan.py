@@ -10,9 +10,10 @@ import ipaddress
 
 from flask import abort, current_app, request
 
-ALWAYS = tuple(ipaddress.ip_network(n) for n in (
-    "::1/128", "fe80::/10", "fc00::/7", "127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12",
-    "192.168.0.0/16"))
+from ..host.firewall import IPV4_LAN, LAN_LINK_LOCAL, LAN_ULA
+
+# The same LAN the firewall admits the page from, plus IPv6 loopback (the firewall accepts all of lo).
+ALWAYS = tuple(ipaddress.ip_network(n) for n in ("::1/128", LAN_LINK_LOCAL, LAN_ULA, *IPV4_LAN))
 
 
 class LanOnly:
