@@ -9,15 +9,33 @@ WORK ?= /tmp/harvestwatch-demo
 DEMO_PORT ?= 8080
 BENCH_LINES ?= 1000000
 
-.PHONY: demo demo-offline test bench bench-live bench-web system-deps venv clean
+# The SD-card image (outside CI: about 20 minutes on 2 cores; see README "The image").
+IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk xz-utils e2fsprogs \
+  qemu-system-arm qemu-efi-aarch64 qemu-utils openssh-client
+VAGRANT_APT_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
+IMAGE_SSH_KEY ?=
+IMAGE_HOSTNAME ?= harvestwatch
+IMAGE_SUITE ?= trixie
+IMAGE_DIR := build/image
+# vagrant-libvirt's QEMU runs as libvirt-qemu and must read the box's kernel: keep boxes out of /root.
+export VAGRANT_HOME ?= /var/tmp/harvestwatch-vagrant
+VAGRANT_BOX := build/vagrant/harvestwatch-debian-arm64.box
+
+.PHONY: demo demo-offline test bench bench-live bench-web system-deps venv clean wheel \
+  image image-deps image-boot vagrant-deps vagrant-box vagrant-test
+
+# apt-get install what is missing of a package list (root only; otherwise say what is missing).
+define apt_need
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "note: not root, cannot install:$$missing"; fi; \
+	fi
+endef
 
 # Debian packages the tests use (ip6tables for the real-kernel test). Skipped where present.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else echo "note: not root, cannot install:$$missing (tests that need them will skip)"; fi; \
-	fi
+	$(call apt_need,$(APT_PACKAGES))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +71,42 @@ bench-live: system-deps venv
 # The status page under load: p95 latency of Overview, Servers and /api/scans over 100k scans (loopback).
 bench-web: system-deps venv
 	$(BIN)/python tests/bench/bench_web.py --work $(WORK) --scans 100000
+
+# The appliance as a wheel, for ansible/site.yml (harvestwatch_source) and the Vagrant VM.
+wheel: venv
+	rm -f dist/harvestwatch-*.whl
+	$(BIN)/pip wheel --quiet --no-deps -w dist .
+
+image-deps:
+	$(call apt_need,$(IMAGE_APT_PACKAGES))
+	@[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	@[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+
+# Stage 0 (the Debian arm64 root filesystem, ~9 min) is cached in /var/tmp/harvestwatch-image.
+image: image-deps venv
+	QEMU_CPU=cortex-a57 $(BIN)/ansible-playbook -i localhost, ansible/build-image.yml \
+	  -e image_suite=$(IMAGE_SUITE) -e image_hostname=$(IMAGE_HOSTNAME) \
+	  $(if $(IMAGE_SSH_KEY),-e image_ssh_pubkey_file=$(abspath $(IMAGE_SSH_KEY)))
+
+# Boot the built image under qemu-system-aarch64 (virt, TCG) and check the appliance on it.
+image-boot: image-deps
+	$(PYTHON) image/boot_check.py --image $(IMAGE_DIR)/harvestwatch-$(IMAGE_SUITE)-arm64.img
+
+vagrant-deps: image-deps
+	$(call apt_need,$(VAGRANT_APT_PACKAGES))
+	image/libvirt_up.sh
+
+# The Vagrant box, from the image build's stage-0 root filesystem (built first if not cached).
+vagrant-box: image-deps venv
+	QEMU_CPU=cortex-a57 $(BIN)/ansible-playbook -i localhost, ansible/build-image.yml --tags bootstrap \
+	  -e image_suite=$(IMAGE_SUITE)
+	mkdir -p $(dir $(VAGRANT_BOX))
+	image/vagrant_box.sh "$$(ls -t /var/tmp/harvestwatch-image/rootfs-$(IMAGE_SUITE)-arm64-*.tar | head -n1)" $(VAGRANT_BOX)
+	vagrant box add --force --name harvestwatch/debian-arm64 $(VAGRANT_BOX)
+
+# The whole Vagrant round: box, up, provision with site.yml, check the services, destroy.
+vagrant-test: vagrant-deps vagrant-box wheel
+	PATH=$(abspath $(BIN)):$$PATH image/vagrant_test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -33,6 +33,8 @@ ARCH = "amd64"
 # What a Raspberry Pi OS / Debian image has before the role runs: Python for Ansible's modules,
 # python3-apt for its apt module, systemd for systemctl (enabling units offline).
 BASE_PACKAGES = ["python3", "python3-apt", "systemd", "ca-certificates"]
+# What the image's stage 0 adds that the harvestwatch_pi role configures.
+PI_PACKAGES = ["openssh-server", "sudo", "ifupdown"]
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 BIN = Path(sys.executable).parent
@@ -81,7 +83,8 @@ def _mirror() -> str:
 
 def _base_rootfs() -> Path:
     mirror = _mirror()
-    key = hashlib.sha256("\n".join([SUITE, ARCH, mirror, *BASE_PACKAGES, "policy-rc.d"]).encode()).hexdigest()[:16]
+    packages = BASE_PACKAGES + PI_PACKAGES
+    key = hashlib.sha256("\n".join([SUITE, ARCH, mirror, *packages, "policy-rc.d"]).encode()).hexdigest()[:16]
     target = CACHE / f"rootfs-{SUITE}-{ARCH}-{key}"
     if (target / ".complete").exists():
         return target
@@ -90,7 +93,7 @@ def _base_rootfs() -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     started = time.monotonic()
     subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", f"--architectures={ARCH}",
-                    f"--include={','.join(BASE_PACKAGES)}",
+                    f"--include={','.join(packages)}",
                     # An image build must never start daemons: the packages' postinst scripts ask
                     # invoke-rc.d, which obeys policy-rc.d.
                     "--customize-hook=printf '#!/bin/sh\\nexit 101\\n' > \"$1/usr/sbin/policy-rc.d\"; "
@@ -106,6 +109,17 @@ def _recap(output: str) -> dict[str, int]:
     match = re.search(r"PLAY RECAP \*+\s*\n\S+\s*:\s*(.*)", output)
     assert match, f"no PLAY RECAP in:\n{output[-3000:]}"
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def _changed_tasks(output: str) -> list[str]:
+    """The names of the tasks that reported a change."""
+    changed, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line[6:line.rfind("]")]
+        elif line.startswith("changed:"):
+            changed.append(task)
+    return changed
 
 
 def _playbook(rootfs: Path, wheel: Path) -> subprocess.CompletedProcess:
@@ -179,8 +193,7 @@ def test_second_run_changes_nothing(converged):
     _, second = converged
     assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
     recap = _recap(second.stdout)
-    changed = [line for line in second.stdout.splitlines() if line.startswith("changed:")]
-    assert recap["changed"] == 0 and recap["failed"] == 0, (recap, changed, second.stdout[-4000:])
+    assert recap["changed"] == 0 and recap["failed"] == 0, (recap, _changed_tasks(second.stdout), second.stdout[-4000:])
 
 
 def test_config_is_valid_with_documented_defaults(converged, rootfs):
@@ -257,10 +270,91 @@ def test_ansible_lint():
         pytest.skip("ansible-lint not installed")
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", NO_COLOR="1", PATH=f"{BIN}:{os.environ.get('PATH', '')}")
     started = time.monotonic()
-    result = subprocess.run([lint, "--offline", "site.yml", "roles/harvestwatch"],
+    result = subprocess.run([lint, "--offline", "site.yml", "build-image.yml", "roles/harvestwatch", "roles/harvestwatch_pi"],
                             capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR)
     TIMINGS["ansible-lint"] = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+# -- the image's stage 2: harvestwatch_pi on the same root filesystem ---------------------------
+PI_ROLE_FILES = ANSIBLE_DIR / "roles" / "harvestwatch_pi" / "files"
+
+
+def _pi_playbook(rootfs: Path, pubkey: Path) -> subprocess.CompletedProcess:
+    play = rootfs.parent / "pi.yml"
+    play.write_text("- hosts: all\n  gather_facts: false\n  roles:\n    - role: harvestwatch_pi\n"
+                    f"      harvestwatch_pi_ssh_pubkey_file: {pubkey}\n"
+                    "      harvestwatch_pi_build_leftovers: [/var/tmp/build-ca-bundle.pem, /usr/sbin/policy-rc.d]\n")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"),
+               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    inventory = f"{rootfs},"
+    return subprocess.run([_tool("ansible-playbook"), "-i", inventory, "-c", "community.general.chroot",
+                           "-e", "ansible_python_interpreter=/usr/bin/python3", str(play)],
+                          capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR)
+
+
+@pytest.fixture(scope="module")
+def pi_converged(converged, rootfs, tmp_path_factory):
+    keys = tmp_path_factory.mktemp("keys")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "builder@test", "-f", str(keys / "id")], check=True)
+    (rootfs / "var/tmp/build-ca-bundle.pem").write_text("lent by the build\n")
+    first = _pi_playbook(rootfs, keys / "id.pub")
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    second = _pi_playbook(rootfs, keys / "id.pub")
+    return first, second, (keys / "id.pub").read_text().strip()
+
+
+def test_pi_system_second_run_changes_nothing(pi_converged):
+    _, second, _ = pi_converged
+    assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
+    assert _changed_tasks(second.stdout) == []
+
+
+def test_pi_system_boots_by_label_with_a_network(pi_converged, rootfs):
+    fstab = (rootfs / "etc/fstab").read_text()
+    assert re.search(r"(?m)^LABEL=RASPIROOT\s+/\s+ext4\s", fstab)
+    assert re.search(r"(?m)^LABEL=RASPIFIRM\s+/boot/firmware\s+vfat\s", fstab)
+    interface = (rootfs / "etc/network/interfaces.d/eth0").read_text()
+    assert "iface eth0 inet dhcp" in interface and "iface eth0 inet6 auto" in interface
+    assert (rootfs / "etc/hostname").read_text() == "harvestwatch\n"
+
+
+def test_pi_system_ssh_is_key_only_for_the_admin(pi_converged, rootfs):
+    _, _, pubkey = pi_converged
+    sshd = (rootfs / "etc/ssh/sshd_config.d/harvestwatch.conf").read_text()
+    for line in ("PasswordAuthentication no", "PermitRootLogin no", "AllowUsers hwadmin"):
+        assert line in sshd
+    # sshd itself accepts the configuration (a typo would keep SSH from starting on the Pi).
+    check = subprocess.run(["chroot", str(rootfs), "sh", "-c", "mkdir -p /run/sshd && ssh-keygen -q -A && sshd -t; rc=$?; rm -f /etc/ssh/ssh_host_*; exit $rc"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    authorized = (rootfs / "home/hwadmin/.ssh/authorized_keys").read_text()
+    assert pubkey in authorized
+    shadow = {line.split(":")[0]: line.split(":")[1] for line in (rootfs / "etc/shadow").read_text().splitlines()}
+    assert shadow["hwadmin"] in ("*", "!", "!*"), "the admin must have no usable password"
+    dropin = (rootfs / "etc/systemd/system/ssh.service.d/harvestwatch.conf").read_text()
+    assert "ConditionFileNotEmpty=/home/hwadmin/.ssh/authorized_keys" in dropin
+    visudo = subprocess.run(["chroot", str(rootfs), "visudo", "-c"], capture_output=True, text=True)
+    assert visudo.returncode == 0, visudo.stdout + visudo.stderr
+
+
+def test_pi_system_every_card_makes_its_own_identity(pi_converged, rootfs):
+    assert not list((rootfs / "etc/ssh").glob("ssh_host_*")), "SSH host keys would be shared by every card"
+    assert (rootfs / "etc/machine-id").read_text() == ""
+    unit = rootfs / "etc/systemd/system/harvestwatch-firstboot.service"
+    assert "ExecStart=/usr/local/sbin/harvestwatch-firstboot" in unit.read_text()
+    assert (rootfs / "etc/systemd/system/multi-user.target.wants/harvestwatch-firstboot.service").is_symlink()
+    script = rootfs / "usr/local/sbin/harvestwatch-firstboot"
+    assert script.read_bytes() == (PI_ROLE_FILES / "harvestwatch-firstboot").read_bytes()
+    syntax = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+def test_pi_system_build_leftovers_removed(pi_converged, rootfs):
+    assert not (rootfs / "var/tmp/build-ca-bundle.pem").exists()
+    assert not (rootfs / "usr/sbin/policy-rc.d").exists()
+    assert not [p for p in (rootfs / "var/lib/apt/lists").iterdir() if p.is_file()]
 
 
 def teardown_module(module):

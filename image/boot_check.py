@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""`make image-boot`: boot the built SD-card image under qemu-system-aarch64 and check the appliance.
+
+The image itself (both partitions, grown to a 4 GiB "card") boots on QEMU's `virt` board under
+software emulation (TCG), with the image's own kernel and initramfs (kept beside the image by the
+build) and root=LABEL=RASPIROOT as on a Pi. A fresh SSH key is put on the boot partition as
+harvestwatch/authorized_keys, the way a user adds one after flashing, so the check also proves the
+first-boot key import, host-key generation and the root filesystem growing to the card.
+
+Network safety: QEMU's user-mode network runs with restrict=on, so the guest reaches nothing (no
+NTP pool, no DNS); only the forwarded SSH and page ports on 127.0.0.1 reach it.
+
+Prints the time to multi-user, what was checked and a log excerpt; exits 1 if a check failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGE = ROOT / "build/image/harvestwatch-trixie-arm64.img"
+ADMIN = "hwadmin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_disk(image: Path, work: Path, size: str) -> Path:
+    disk = work / "card.img"
+    subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", str(work / "key")], check=True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True, text=True).stdout)
+    boot = table["partitiontable"]["partitions"][0]
+    offset = int(boot["start"]) * 512
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{offset}", str(work / "key.pub"), "::harvestwatch/authorized_keys"], check=True)
+    subprocess.run(["qemu-img", "resize", "-q", "-f", "raw", str(disk), size], check=True)
+    return disk
+
+
+def start_vm(disk: Path, virt: Path, work: Path, ssh_port: int, page_port: int, cpus: int, memory: int) -> subprocess.Popen:
+    cmdline = "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 net.ifnames=0"
+    command = [
+        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(cpus), "-m", str(memory),
+        "-nographic", "-no-reboot",
+        "-kernel", str(virt / "vmlinuz"), "-initrd", str(virt / "initrd.img"), "-append", cmdline,
+        "-drive", f"file={disk},format=raw,if=virtio",
+        "-netdev", f"user,id=lan,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{page_port}-:80",
+        "-device", "virtio-net-pci,netdev=lan",
+    ]
+    console = open(work / "console.log", "wb")
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
+
+
+def ssh(work: Path, port: int, command: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    argv = ["ssh", "-q", "-i", str(work / "key"), "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+            f"{ADMIN}@127.0.0.1", command]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # An emulated CPU can be very slow; report it as this command's failure, not the check's.
+        return subprocess.CompletedProcess(argv, 124, "", f"(no answer within {timeout:.0f} s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/harvestwatch-boot-check"))
+    parser.add_argument("--card-size", default="4G")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for SSH")
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--memory", type=int, default=1024, help="MiB")
+    args = parser.parse_args()
+
+    virt = args.image.parent / "virt"
+    for needed in (args.image, virt / "vmlinuz", virt / "initrd.img"):
+        if not needed.exists():
+            print(f"boot-check: {needed} is missing: run `make image` first", file=sys.stderr)
+            return 2
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    disk = prepare_disk(args.image, args.work, args.card_size)
+    ssh_port, page_port = free_port(), free_port()
+
+    started = time.monotonic()
+    vm = start_vm(disk, virt, args.work, ssh_port, page_port, args.cpus, args.memory)
+    failures: list[str] = []
+    try:
+        reached = None
+        deadline = started + args.timeout
+        while time.monotonic() < deadline and vm.poll() is None:
+            try:
+                if ssh(args.work, ssh_port, "true", timeout=20).returncode == 0:
+                    reached = time.monotonic() - started
+                    break
+            except OSError:
+                pass
+            time.sleep(3)
+        if reached is None:
+            print(f"boot-check: no SSH within {args.timeout:.0f} s; console: {args.work / 'console.log'}", file=sys.stderr)
+            print((args.work / "console.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            return 1
+        print(f"SSH answered (first-boot key import worked) {reached:.1f} s after QEMU started")
+
+        state = ssh(args.work, ssh_port, "systemctl is-system-running --wait", timeout=600).stdout.strip()
+        booted = time.monotonic() - started
+        print(f"system state: {state} ({booted:.1f} s after QEMU started)")
+        if state not in ("running", "degraded"):
+            failures.append(f"system state {state}")
+        if state == "degraded":
+            print(ssh(args.work, ssh_port, "systemctl --failed --no-legend").stdout)
+        print(ssh(args.work, ssh_port, "systemd-analyze time").stdout.strip())
+
+        units = ["harvestwatch.service", "harvestwatch-page.service", "harvestwatch-firstboot.service",
+                 "ssh.service", "chrony.service", "avahi-daemon.service"]
+        for unit in units:
+            active = ssh(args.work, ssh_port, f"systemctl is-active {unit}").stdout.strip()
+            print(f"  {unit:34s} {active}")
+            if active != "active":
+                failures.append(f"{unit} {active}")
+
+        # The page, from "the LAN" (QEMU's user network; 10.0.2.2 is in the LAN ranges).
+        # The daemon may take a moment after its unit is active to create the store.
+        page = ""
+        for _ in range(20):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{page_port}/", timeout=10) as response:
+                    page = response.read().decode("utf-8", "replace")
+                    break
+            except OSError as exc:
+                page = f"error: {exc}"
+                time.sleep(3)
+        ok_page = "HarvestWatch" in page
+        print(f"status page from the LAN side: {'HarvestWatch page served' if ok_page else page[:200]}")
+        if not ok_page:
+            failures.append("status page")
+
+        checks = {
+            "root filesystem grown to the card": "df -h --output=size,used,target / | tail -n1",
+            "this card's own SSH host key": "ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub",
+            "machine id made at first boot": "cat /etc/machine-id",
+            "hostname": "hostname",
+            "privacy sysctls": "sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.default.temp_prefered_lft",
+            "firewall chains (legacy ip6tables)": "sudo ip6tables-legacy -S | grep -c '^-A HW-' ",
+            "iptables default": "readlink -f /etc/alternatives/ip6tables",
+            "daemon": "sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12",
+            "journal (harvestwatch)": "sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager -o short-monotonic | tail -n 15",
+        }
+        for title, command in checks.items():
+            result = ssh(args.work, ssh_port, command)
+            print(f"--- {title}\n{(result.stdout + result.stderr).rstrip()}")
+        grown = ssh(args.work, ssh_port, "df -B1M --output=size / | tail -n1").stdout.strip()
+        if not grown.isdigit() or int(grown) < 3000:
+            failures.append(f"root filesystem not grown ({grown} MiB)")
+        rules = ssh(args.work, ssh_port, "sudo ip6tables-legacy -S HW-IN | wc -l").stdout.strip()
+        if not rules.isdigit() or int(rules) < 10:
+            failures.append(f"firewall chain HW-IN has {rules} rules")
+
+        ssh(args.work, ssh_port, "sudo systemctl poweroff", timeout=30)
+        try:
+            vm.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            failures.append("no clean power-off within 120 s")
+    finally:
+        if vm.poll() is None:
+            vm.kill()
+            vm.wait()
+    print(f"boot-check: {'FAILED: ' + '; '.join(failures) if failures else 'all checks passed'}"
+          f" (console log: {args.work / 'console.log'})")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
