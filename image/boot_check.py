@@ -150,9 +150,10 @@ def main() -> int:
             "this card's own SSH host key": "ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub",
             "machine id made at first boot": "cat /etc/machine-id",
             "hostname": "hostname",
-            "privacy sysctls": "sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.default.temp_prefered_lft",
+            "privacy sysctls": "/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.default.temp_prefered_lft",
             "firewall chains (legacy ip6tables)": "sudo ip6tables-legacy -S | grep -c '^-A HW-' ",
             "iptables default": "readlink -f /etc/alternatives/ip6tables",
+            "firewall verified by the appliance": "sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify",
             "daemon": "sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12",
             "journal (harvestwatch)": "sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager -o short-monotonic | tail -n 15",
         }

@@ -236,6 +236,14 @@ def test_units_installed_and_enabled(converged, rootfs):
         assert (rootfs / "etc/systemd/system/multi-user.target.wants" / service).is_symlink(), service
 
 
+def test_kernel_modules_loaded_at_boot(converged, rootfs):
+    # The daemon cannot load modules itself (no CAP_SYS_MODULE): found when the image first booted.
+    modules = (rootfs / "etc/modules-load.d/harvestwatch.conf").read_text().split()
+    for needed in ("ip6_tables", "ip6table_filter", "iptable_filter", "xt_hl", "xt_hashlimit", "xt_NFLOG",
+                   "nfnetlink_log", "xt_conntrack", "xt_multiport", "xt_comment"):
+        assert needed in modules, needed
+
+
 def test_sysctl_and_journald(converged, rootfs):
     dropin = rootfs / "etc/sysctl.d/60-harvestwatch-privacy.conf"
     assert dropin.read_bytes() == (ROLE_FILES / "60-harvestwatch-privacy.conf").read_bytes()
