@@ -35,5 +35,7 @@ vagrant ssh -c 'uname -m; systemctl is-system-running --wait; systemctl is-activ
 for unit in harvestwatch.service harvestwatch-page.service; do
     vagrant ssh -c "systemctl is-active --quiet $unit" || { echo "vagrant-test: $unit is not active" >&2; exit 1; }
 done
-vagrant ssh -c 'sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12; sudo ip6tables -S HW-IN | head -n 4; curl -s -o /dev/null -w "page: HTTP %{http_code}\n" http://127.0.0.1/ || python3 -c "import urllib.request as u; print(\"page: HTTP\", u.urlopen(\"http://127.0.0.1/\").status)"'
+vagrant ssh -c 'sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify' \
+    || { echo "vagrant-test: the firewall is not in force" >&2; exit 1; }
+vagrant ssh -c 'sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12; curl -s -o /dev/null -w "page: HTTP %{http_code}\n" http://127.0.0.1/ || python3 -c "import urllib.request as u; print(\"page: HTTP\", u.urlopen(\"http://127.0.0.1/\").status)"'
 echo "vagrant-test: passed (up $((t1 - t0)) s, provision $((t2 - t1)) s, re-provision $((t3 - t2)) s)"

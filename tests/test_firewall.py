@@ -7,6 +7,8 @@ namespace can play both a LAN client and an outside scanner.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -236,3 +238,16 @@ def test_missing_kernel_extensions_are_named(tmp_path):
     (tmp_path / "ip6_tables_targets").write_text("ERROR\n")
     assert firewall.missing_extensions(str(tmp_path)) == ["match hashlimit", "target NFLOG"]
     assert firewall.missing_extensions(str(tmp_path / "nowhere")) == ["ip6_tables (no /proc/net/ip6_tables_*)"]
+
+
+def test_an_unprivileged_daemon_is_not_told_the_kernel_lacks_ip6_tables():
+    """The kernel's listings are root-only (0440) and the daemon runs as its own user: found on
+    the booted image, where the hint wrongly said "the kernel lacks: ip6_tables"."""
+    listing = "/proc/net/ip6_tables_matches"
+    if not os.path.exists(listing) or os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root, setpriv and the ip6_tables module loaded")
+    probe = "from appliance.host import firewall; print(firewall.missing_extensions())"
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=str(repo_root()), check=True).stdout
+    assert out.strip() == "[]"

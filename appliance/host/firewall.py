@@ -30,6 +30,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from . import xtables_layout
+
 CHAIN_IN, CHAIN_OUT, CHAIN_IN4 = "HW-IN", "HW-OUT", "HW-IN4"
 FLOOD_COMMENT = "HarvestWatch: flood limit"
 HTABLE_EXPIRE_MS = 60_000       # without it the kernel rejects the hashlimit rule (EINVAL)
@@ -200,6 +202,9 @@ def _iptc():
         import iptc.xtables  # noqa: F401  (XTablesError)
     except Exception as exc:  # ImportError, OSError, or XTablesError when libxtables is missing
         raise FirewallError(f"python-iptables cannot load libxtables ({exc}): install the iptables package") from None
+    command = _which(COMMANDS[6])
+    if command and xtables_layout.needs_fit(iptc.xtables, xtables_layout.iptables_version(command)):
+        xtables_layout.fit(iptc.xtables)
     return iptc
 
 
@@ -225,8 +230,10 @@ def missing_extensions(proc: str = "/proc/net") -> list[str]:
         try:
             with open(os.path.join(proc, f"ip6_tables_{kind}")) as listing:
                 loaded = set(listing.read().split())
-        except OSError:
+        except FileNotFoundError:
             return ["ip6_tables (no /proc/net/ip6_tables_*)"]
+        except OSError:
+            return []  # root-only (the daemon's own user): nothing to say rather than a wrong guess
         missing += [f"{SINGULAR[kind]} {name}" for name in names if name not in loaded]
     return missing
 
