@@ -22,9 +22,10 @@ for crt in /usr/local/share/ca-certificates/*.crt; do
     vagrant upload "$crt" "/tmp/$(basename "$crt")" >/dev/null
     vagrant ssh -c "sudo install -m 0644 /tmp/$(basename "$crt") /usr/local/share/ca-certificates/ && sudo update-ca-certificates >/dev/null"
 done
-t1=$(now)
+tc=$(now)
+echo "vagrant-test: host CAs trusted in $((tc - t1)) s"
 vagrant provision | tee "$log"; t2=$(now)
-echo "vagrant-test: first provisioning in $((t2 - t1)) s"
+echo "vagrant-test: first provisioning in $((t2 - tc)) s"
 vagrant provision | tee "$log.again"; t3=$(now)
 echo "vagrant-test: second provisioning in $((t3 - t2)) s"
 grep -E 'default +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' "$log.again" \
@@ -37,5 +38,7 @@ for unit in harvestwatch.service harvestwatch-page.service; do
 done
 vagrant ssh -c 'sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify' \
     || { echo "vagrant-test: the firewall is not in force" >&2; exit 1; }
-vagrant ssh -c 'sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12; curl -s -o /dev/null -w "page: HTTP %{http_code}\n" http://127.0.0.1/ || python3 -c "import urllib.request as u; print(\"page: HTTP\", u.urlopen(\"http://127.0.0.1/\").status)"'
-echo "vagrant-test: passed (up $((t1 - t0)) s, provision $((t2 - t1)) s, re-provision $((t3 - t2)) s)"
+vagrant ssh -c 'sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12'
+vagrant ssh -c 'python3 -c "import urllib.request as u; print(\"page: HTTP\", u.urlopen(\"http://127.0.0.1/\", timeout=30).status)"' \
+    || { echo "vagrant-test: the status page does not answer" >&2; exit 1; }
+echo "vagrant-test: passed (up $((t1 - t0)) s, provision $((t2 - tc)) s, re-provision $((t3 - t2)) s)"
