@@ -85,7 +85,7 @@ image-deps:
 	@[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 	@[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
 
-# Stage 0 (the Debian arm64 root filesystem, ~9 min) is cached in /var/tmp/harvestwatch-image.
+# Stage 0 (the Debian arm64 root filesystem, ~20 min cold on 2 cores) is cached in /var/tmp/harvestwatch-image.
 image: image-deps venv
 	$(BUILD_IMAGE) -e image_hostname=$(IMAGE_HOSTNAME) \
 	  $(if $(IMAGE_SSH_KEY),-e image_ssh_pubkey_file=$(abspath $(IMAGE_SSH_KEY)))

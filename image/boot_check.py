@@ -145,27 +145,32 @@ def main() -> int:
         if not ok_page:
             failures.append("status page")
 
+        # Each check: (command, judge). A judge takes the command's result and names what failed, if anything.
+        def grown(result):
+            size = result.stdout.split()[0] if result.stdout.split() else ""
+            return None if size.isdigit() and int(size) >= 3000 else f"root filesystem not grown ({size} MiB)"
+
+        def verified(result):
+            return None if result.returncode == 0 else "firewall not in force (harvestwatch firewall verify)"
+
         checks = {
-            "root filesystem grown to the card": "df -h --output=size,used,target / | tail -n1",
-            "this card's own SSH host key": "ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub",
-            "machine id made at first boot": "cat /etc/machine-id",
-            "hostname": "hostname",
-            "privacy sysctls": "/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.default.temp_prefered_lft",
-            "firewall chains (legacy ip6tables)": "sudo ip6tables-legacy -S | grep -c '^-A HW-' ",
-            "iptables default": "readlink -f /etc/alternatives/ip6tables",
-            "firewall verified by the appliance": "sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify",
-            "daemon": "sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12",
-            "journal (harvestwatch)": "sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager -o short-monotonic | tail -n 15",
+            "root filesystem grown to the card (MiB)": ("df -B1M --output=size,used,target / | tail -n1", grown),
+            "this card's own SSH host key": ("ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub", None),
+            "machine id made at first boot": ("cat /etc/machine-id", None),
+            "hostname": ("hostname", None),
+            "privacy sysctls": ("/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.default.temp_prefered_lft", None),
+            "firewall chains (legacy ip6tables)": ("sudo ip6tables-legacy -S | grep -c '^-A HW-' ", None),
+            "iptables default": ("readlink -f /etc/alternatives/ip6tables", None),
+            "firewall verified by the appliance": ("sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify", verified),
+            "daemon": ("sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12", None),
+            "journal (harvestwatch)": ("sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager -o short-monotonic | tail -n 15", None),
         }
-        for title, command in checks.items():
+        for title, (command, judge) in checks.items():
             result = ssh(args.work, ssh_port, command)
             print(f"--- {title}\n{(result.stdout + result.stderr).rstrip()}")
-        grown = ssh(args.work, ssh_port, "df -B1M --output=size / | tail -n1").stdout.strip()
-        if not grown.isdigit() or int(grown) < 3000:
-            failures.append(f"root filesystem not grown ({grown} MiB)")
-        rules = ssh(args.work, ssh_port, "sudo ip6tables-legacy -S HW-IN | wc -l").stdout.strip()
-        if not rules.isdigit() or int(rules) < 10:
-            failures.append(f"firewall chain HW-IN has {rules} rules")
+            failure = judge(result) if judge else None
+            if failure:
+                failures.append(failure)
 
         ssh(args.work, ssh_port, "sudo systemctl poweroff", timeout=30)
         try:

@@ -13,14 +13,17 @@ nothing for older iptables, or once python-iptables knows the field itself.
 from __future__ import annotations
 
 import ctypes as ct
+import functools
 import re
 import subprocess
 
 FIELD_ADDED_IN = (1, 8, 11)
 
 
+@functools.lru_cache(maxsize=None)
 def iptables_version(command: str) -> tuple[int, ...] | None:
-    """(1, 8, 11) from `ip6tables-legacy --version`; None if it cannot be told."""
+    """(1, 8, 11) from `ip6tables-legacy --version`; None if it cannot be told. Asked once per
+    process: the libxtables this process has loaded does not change under it."""
     try:
         out = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
