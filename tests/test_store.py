@@ -73,3 +73,42 @@ def test_killed_import_keeps_what_was_committed(tmp_path):
     assert done.returncode == 0, done.stderr
     final = counts(db)
     assert final["scans"] >= partial["scans"] and final["suspects"] > 0
+
+
+def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(tmp_path):
+    """The reports fetch candidates 500 scans at a time: each of 1,200 scans still gets its own
+    candidates, most likely trigger first, as the one-scan document (the status page) shows them."""
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from appliance.attribute.triggers import Candidate
+    from appliance.detect.scans import PORTSCAN, Scan
+    from appliance.report.document import write_json
+    from appliance.report.evidence import scan_document
+    from appliance.report.text import write_text
+
+    store = Store(str(tmp_path / "hw.sqlite"))
+    t0, scans = 1_700_000_000.0, []
+    for n in range(1200):
+        target, start = f"2001:db8:1:1::{n:x}", t0 + 10 * n
+        # The popular endpoint (contacted before every scan) is contacted last, so rank order is not time order.
+        candidates = [Candidate(start - 30, target, 40000, f"2001:db8:a{n % 7}::123", 123, "UDP"),
+                      Candidate(start - 2, target, 40001, "2001:db8:f00d::123", 123, "UDP")]
+        scans.append(Scan(PORTSCAN, f"2001:db8:bad:{n % 5}::1", target, start, start + 1, 20,
+                          [("TCP", p) for p in range(1, 21)], candidates=candidates))
+    ids = store.add_scans(scans)
+    store.refresh()
+    rows = store.scans(ids)
+    out = io.StringIO()
+    write_json(out, store, rows, store.suspects(ids), parameters={},
+               result=SimpleNamespace(lines=0, records=0, skipped={}))
+    documents = json.loads(out.getvalue())["scans"]
+    assert [d["id"] for d in documents] == ids
+    for document, row in zip(documents, rows):
+        assert [c["rank"] for c in document["candidates"]] == [1, 2]
+        assert document["candidates"][0]["dst"] == "2001:db8:f00d::123"
+        assert document == json.loads(json.dumps(scan_document(store, row)))
+    text = io.StringIO()
+    write_text(text, store, rows, store.suspects(ids), 300)
+    assert text.getvalue().count(" #1 lag=2.0s ") == 1200 and text.getvalue().count(" #2 lag=30.0s ") == 1200

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from .evidence import SCHEMA_VERSION, scan_document, scanner_families, suspect_document
+from .evidence import SCHEMA_VERSION, scan_documents, scan_json, scanner_families, suspect_document
 
 
 def write_json(out: TextIO, store, scan_rows, suspect_rows, *, parameters: dict, result) -> None:
@@ -19,12 +19,9 @@ def write_json(out: TextIO, store, scan_rows, suspect_rows, *, parameters: dict,
     out.write(json.dumps(head)[:-1])
     for name, kind in (("scans", "portscan"), ("sweeps", "sweep")):
         out.write(f', "{name}": [')
-        first = True
-        for row in scan_rows:
-            if row["kind"] != kind:
-                continue
-            out.write(("" if first else ", ") + json.dumps(scan_document(store, row)))
-            first = False
+        rows = [row for row in scan_rows if row["kind"] == kind]
+        for n, (row, candidates) in enumerate(scan_documents(store, rows)):
+            out.write((", " if n else "") + scan_json(row, candidates))
         out.write("]")
     out.write(', "suspects": ' + json.dumps([suspect_document(row) for row in suspect_rows]))
     out.write(', "scanner_families": ' + json.dumps(scanner_families(scan_rows)))

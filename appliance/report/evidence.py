@@ -3,17 +3,29 @@ report and, later, the status page's API."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
+from functools import lru_cache
+from typing import Iterator
 
 from ..store.db import NO_PORT, Store
 
 SCHEMA_VERSION = 1
+# Scans whose candidates the reports fetch in one query: few queries, and memory stays flat.
+SCAN_CHUNK = 500
 
 
 def iso(ts: float) -> str:
     """UTC, millisecond precision, like the seed's Detective output."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(round(ts % 1 * 1000)) % 1000:03d}Z"
+    minute, second = divmod(math.floor(ts), 60)  # gmtime rounds down too; POSIX minutes have 60 s
+    return _minute_text(minute) + f"{second:02d}.{int(round(ts % 1 * 1000)) % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _minute_text(minute: int) -> str:
+    # A scan and its candidates fall within a few minutes: each minute is formatted once.
+    return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
 
 
 def endpoint_text(proto: str, dst: str, dport: int | None) -> str:
@@ -21,23 +33,85 @@ def endpoint_text(proto: str, dst: str, dport: int | None) -> str:
     return f"{host}:{dport}/{proto}" if dport is not None and dport != NO_PORT else f"{host}/{proto}"
 
 
-def scan_document(store: Store, row) -> dict:
-    doc = {
+def scan_document(store: Store, row, candidates: list | None = None) -> dict:
+    """`candidates`: the scan's rows from `Store.candidates_of_scans`, when already fetched."""
+    if candidates is None and row["kind"] != "sweep":
+        candidates = store.candidates_of_scans([row["id"]]).get(row["id"], [])
+    return {**scan_head(row), "ports": ports_list(row), **scan_tail(row, candidates)}
+
+
+def scan_head(row) -> dict:
+    """A scan document's fields before its ports."""
+    return {
         "id": row["id"], "kind": row["kind"], "scanner": row["scanner"], "scanner_net": row["scanner_net"],
         "target": row["target"], "start": iso(row["start"]), "start_epoch": row["start"],
         "end": iso(row["end"]), "duration": round(row["end"] - row["start"], 6),
         "port_count": row["port_count"], "packets": row["packets"],
         "protocols": json.loads(row["protocols"]),
-        "ports": [{"proto": proto, "port": port} for proto, port in json.loads(row["ports"])],
     }
+
+
+def ports_list(row) -> list[dict]:
+    return [{"proto": proto, "port": port} for proto, port in json.loads(row["ports"])]
+
+
+def scan_tail(row, candidates: list) -> dict:
+    """A scan document's fields after its ports: a sweep's targets, or a scan's attribution and candidates."""
     if row["kind"] == "sweep":
-        doc["targets"] = json.loads(row["targets"])
-        return doc
-    doc["attribution"] = row["attribution"]
-    doc["candidates"] = [{
-        "rank": c["rank"], "time": iso(c["ts"]), "epoch": c["ts"], "lag": round(c["lag"], 6),
-        "src": c["src"], "sport": c["sport"], "dst": c["dst"], "dport": c["dport"], "proto": c["proto"],
-    } for c in store.candidates_of(row["id"])]
+        return {"targets": json.loads(row["targets"])}
+    return {"attribution": row["attribution"], "candidates": [{
+        "rank": rank, "time": iso(ts), "epoch": ts, "lag": round(lag, 6),
+        "src": src, "sport": sport, "dst": dst, "dport": dport, "proto": proto,
+    } for _, rank, ts, lag, src, sport, dst, dport, proto in candidates]}
+
+
+def scan_documents(store: Store, rows) -> Iterator[tuple]:
+    """(row, candidates) for each scan row, the candidates of SCAN_CHUNK scans fetched in one query."""
+    for offset in range(0, len(rows), SCAN_CHUNK):
+        chunk = rows[offset:offset + SCAN_CHUNK]
+        candidates = store.candidates_of_scans([row["id"] for row in chunk if row["kind"] != "sweep"])
+        for row in chunk:
+            yield row, candidates.get(row["id"], [])
+
+
+def scan_json(row, candidates: list) -> str:
+    """`json.dumps(scan_document(store, row))`, with the ports (a hundred per scan: most of the
+    document) encoded a pair at a time from the stored text."""
+    return (json.dumps(scan_head(row))[:-1] + ', "ports": ' + ports_json(row) + ", "
+            + json.dumps(scan_tail(row, candidates))[1:])
+
+
+# '"TCP", 21' (one stored pair) -> '{"proto": "TCP", "port": 21}'
+_port_docs: dict[str, str] = {}
+
+
+def ports_json(row) -> str:
+    """`json.dumps(ports_list(row))`. The store writes ports as json.dumps does ([["TCP", 21],
+    ["UDP", 53]]), so the text splits into its pairs; a split that does not give port_count
+    pairs (a protocol name holding '], [') falls back to decoding the whole."""
+    text = row["ports"]
+    if text == "[]":
+        return text
+    pieces = text[2:-2].split("], [")
+    if len(pieces) != row["port_count"] or not text.startswith("[[") or not text.endswith("]]"):
+        return json.dumps(ports_list(row))
+    try:
+        parts = list(map(_port_docs.__getitem__, pieces))
+    except KeyError:
+        try:
+            parts = [_port_doc(piece) for piece in pieces]
+        except ValueError:
+            return json.dumps(ports_list(row))
+    return "[" + ", ".join(parts) + "]"
+
+
+def _port_doc(piece: str) -> str:
+    doc = _port_docs.get(piece)
+    if doc is None:
+        proto, port = json.loads("[" + piece + "]")
+        if len(_port_docs) >= 4096:
+            _port_docs.clear()
+        doc = _port_docs[piece] = json.dumps({"proto": proto, "port": port})
     return doc
 
 

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from .evidence import scan_document, scanner_families, suspect_document
+from .evidence import ports_list, scan_documents, scan_head, scan_tail, scanner_families, suspect_document
 
 
 def write_text(out: TextIO, store, scan_rows, suspect_rows, lookback: float) -> None:
     portscans = sweeps = 0
-    for row in scan_rows:
-        doc = scan_document(store, row)
+    for row, candidates in scan_documents(store, scan_rows):
+        # A scan's ports are not listed, only a sweep's first few: decoded for sweeps alone.
+        doc = {**scan_head(row), **scan_tail(row, candidates)}
         protocols = ", ".join(f"{proto} {count}" for proto, count in sorted(doc["protocols"].items()))
         if doc["kind"] == "sweep":
             sweeps += 1
             ports = ", ".join(f"{p['port']}/{p['proto']}" if p["port"] is not None else p["proto"]
-                              for p in doc["ports"][:8])
+                              for p in ports_list(row)[:8])
             out.write(f"SWEEP DETECTED: startTime={doc['start']} numHosts={len(doc['targets'])} "
                       f"ports={ports} packets={doc['packets']} SRC={doc['scanner']} "
                       f"durationSeconds={doc['duration']:.1f}\n\n")

@@ -13,9 +13,12 @@ import sqlite3
 import statistics
 import time
 from collections import defaultdict
+from itertools import groupby
+from operator import itemgetter
 
 from ..detect.scans import PORTSCAN, Scan
 from .live import LiveRecords
+from .rows import ports_text, protocols_text, scanner_family, targets_text
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is (a newer schema, ...): said plainly, nothing changed."""
@@ -135,6 +138,9 @@ MIGRATIONS = [
 
 # Contacts store ports as integers; protocols without ports use this.
 NO_PORT = -1
+# A scan's candidates as the reports list them: most likely trigger first, then by time (the
+# other columns only make the order of same-time packets of one endpoint deterministic).
+CANDIDATE_ORDER = "rank, ts, src, sport, dst, dport, proto"
 
 
 class Store(LiveRecords):
@@ -148,6 +154,9 @@ class Store(LiveRecords):
             # NORMAL in WAL mode: a power cut loses at most the last transactions, never the file.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            # A large import touches most of the contacts b-tree in each batch: with the default
+            # 2 MB cache its pages went back and forth between the cache and the WAL.
+            self.db.execute("PRAGMA cache_size=-32768")
             self.migrate()
         self.db.row_factory = sqlite3.Row
 
@@ -179,51 +188,75 @@ class Store(LiveRecords):
     # -- evidence -------------------------------------------------------------------------
     def add_scans(self, scans: list[Scan], import_id: int | None = None) -> list[int]:
         """Store scans and their candidates; returns their ids (existing ids for duplicates)."""
-        ids = []
+        if not scans:
+            return []
         with self.db:
-            for scan in scans:
-                # A scan still going on is stored as it stands and grows in place: the same
-                # (kind, scanner, target, start) later comes with more packets.
-                self.db.execute(
-                    "INSERT INTO scans(kind, scanner, scanner_net, target, start, end, packets, "
-                    "port_count, ports, protocols, targets, import_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(kind, scanner, target, start) DO UPDATE SET end=excluded.end, "
-                    "packets=excluded.packets, port_count=excluded.port_count, ports=excluded.ports, "
-                    "protocols=excluded.protocols, targets=excluded.targets WHERE excluded.packets > packets",
-                    (scan.kind, scan.scanner, scan.scanner_net, scan.target, scan.start, scan.end, scan.packets,
-                     len(scan.ports), json.dumps(scan.ports), json.dumps(scan.protocols),
-                     json.dumps(scan.targets), import_id))
-                scan_id = self.db.execute("SELECT id FROM scans WHERE kind=? AND scanner=? AND target=? AND start=?",
-                                          (scan.kind, scan.scanner, scan.target, scan.start)).fetchone()[0]
-                ids.append(scan_id)
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO candidates(scan_id, ts, src, sport, dst, dport, proto, lag) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    [(scan_id, c.ts, c.src, c.sport, c.dst, c.dport, c.proto, scan.start - c.ts)
-                     for c in scan.candidates])
+            # A scan still going on is stored as it stands and grows in place: the same
+            # (kind, scanner, target, start) later comes with more packets.
+            self.db.executemany(
+                "INSERT INTO scans(kind, scanner, scanner_net, target, start, end, packets, "
+                "port_count, ports, protocols, targets, import_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(kind, scanner, target, start) DO UPDATE SET end=excluded.end, "
+                "packets=excluded.packets, port_count=excluded.port_count, ports=excluded.ports, "
+                "protocols=excluded.protocols, targets=excluded.targets WHERE excluded.packets > packets",
+                [self._scan_row(scan, import_id) for scan in scans])
+            ids = self._scan_ids(scans)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO candidates(scan_id, ts, src, sport, dst, dport, proto, lag) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                [(scan_id, c.ts, c.src, c.sport, c.dst, c.dport, c.proto, scan.start - c.ts)
+                 for scan_id, scan in zip(ids, scans) for c in scan.candidates])
+        return ids
+
+    @staticmethod
+    def _scan_row(scan: Scan, import_id: int | None) -> tuple:
+        return (scan.kind, scan.scanner, scanner_family(scan.scanner), scan.target, scan.start, scan.end,
+                scan.packets, len(scan.ports), ports_text(scan.ports), protocols_text(scan.ports),
+                targets_text(scan), import_id)
+
+    def _scan_ids(self, scans: list[Scan]) -> list[int]:
+        """The ids of stored scans, in order, by their natural key: one query per 500 scans."""
+        ids = []
+        for offset in range(0, len(scans), 500):
+            chunk = scans[offset:offset + 500]
+            keys = [value for n, scan in enumerate(chunk) for value in (n, scan.kind, scan.scanner, scan.target, scan.start)]
+            ids += [row[0] for row in self.db.execute(
+                f"WITH batch(n, kind, scanner, target, start) AS (VALUES {','.join(['(?,?,?,?,?)'] * len(chunk))}) "
+                "SELECT s.id FROM batch JOIN scans s ON s.kind=batch.kind AND s.scanner=batch.scanner "
+                "AND s.target=batch.target AND s.start=batch.start ORDER BY batch.n", keys)]
         return ids
 
     def add_contacts(self, contacts: dict[tuple, list]) -> None:
+        # In key order: each insert lands next to the previous one in the b-tree, which touches
+        # fewer pages than the capture order.
+        rows = sorted((src, proto, dst, NO_PORT if dport is None else dport, first, last)
+                      for (src, proto, dst, dport), (first, last) in contacts.items())
         with self.db:
             self.db.executemany(
                 "INSERT INTO contacts(src, proto, dst, dport, first_ts, last_ts) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(src, proto, dst, dport) DO UPDATE SET "
                 "first_ts=min(first_ts, excluded.first_ts), last_ts=max(last_ts, excluded.last_ts)",
-                [(src, proto, dst, NO_PORT if dport is None else dport, first, last)
-                 for (src, proto, dst, dport), (first, last) in contacts.items()])
+                rows)
 
     # -- derived --------------------------------------------------------------------------
     def refresh(self) -> None:
         """Recompute attributions, candidate ranks and suspects from all stored evidence."""
         db = self.db
         probed = self._attribute_probe_scans()
-        # Per scan, per endpoint: the packet nearest the scan (smallest lag).
+        # Per scan, per endpoint: the packet nearest the scan (smallest lag), and the rank its
+        # packets hold now (None unless one rank for all), so that only changes are written.
         per_scan: dict[int, dict[tuple, float]] = defaultdict(dict)
-        for scan_id, proto, dst, dport, lag in db.execute(
-                "SELECT scan_id, proto, dst, dport, min(lag) FROM candidates GROUP BY scan_id, proto, dst, dport"):
+        stored_rank = {}
+        for scan_id, proto, dst, dport, lag, rank in db.execute(
+                "SELECT scan_id, proto, dst, dport, min(lag), CASE WHEN count(rank) = count(*) "
+                "AND min(rank) = max(rank) THEN min(rank) END FROM candidates GROUP BY scan_id, proto, dst, dport"):
             per_scan[scan_id][(proto, dst, dport)] = lag
-        scans = {row[0]: row[1:] for row in db.execute(
-            "SELECT id, target, start FROM scans WHERE kind=?", (PORTSCAN,))}
+            stored_rank[scan_id, proto, dst, dport] = rank
+        scans, stored_attribution = {}, {}
+        for scan_id, target, start, value in db.execute(
+                "SELECT id, target, start, attribution FROM scans WHERE kind=?", (PORTSCAN,)):
+            scans[scan_id] = (target, start)
+            stored_attribution[scan_id] = value
 
         attribution = {}
         for scan_id, (target, start) in scans.items():
@@ -262,7 +295,8 @@ class Store(LiveRecords):
 
         with db:
             db.executemany("UPDATE scans SET attribution=? WHERE id=?",
-                           [(value, scan_id) for scan_id, value in attribution.items()])
+                           [(value, scan_id) for scan_id, value in attribution.items()
+                            if value != stored_attribution[scan_id]])
             db.execute("DELETE FROM suspects")
             db.executemany(
                 "INSERT INTO suspects(proto, dst, dport, scans, certain, score, exposures, min_lag, median_lag, "
@@ -281,7 +315,8 @@ class Store(LiveRecords):
                     exposed = max(exposures.get(endpoint, 0), e["scans"])
                     return (-(e["scans"] + 1) / (exposed + 2), -e["score"], endpoints[endpoint])
                 for rank, (proto, dst, dport) in enumerate(sorted(endpoints, key=strength), start=1):
-                    ranks.append((rank, scan_id, proto, dst, dport))
+                    if rank != stored_rank[scan_id, proto, dst, dport]:
+                        ranks.append((rank, scan_id, proto, dst, dport))
             db.executemany("UPDATE candidates SET rank=? WHERE scan_id=? AND proto=? AND dst=? AND dport IS ?",
                            ranks)
 
@@ -317,8 +352,22 @@ class Store(LiveRecords):
         return sorted(rows, key=lambda row: (row["start"], row["id"]))
 
     def candidates_of(self, scan_id: int) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM candidates WHERE scan_id=? ORDER BY rank, ts",
+        return self.db.execute(f"SELECT * FROM candidates WHERE scan_id=? ORDER BY {CANDIDATE_ORDER}",
                                (scan_id,)).fetchall()
+
+    def candidates_of_scans(self, scan_ids: list[int]) -> dict[int, list[tuple]]:
+        """{scan id: [(scan id, rank, ts, lag, src, sport, dst, dport, proto), ...]} in rank order,
+        in one query per 500 scans (the reports list thousands of scans)."""
+        found: dict[int, list[tuple]] = {}
+        cursor = self.db.cursor()
+        cursor.row_factory = None  # plain tuples: a Row per candidate costs more than the query
+        for offset in range(0, len(scan_ids), 500):
+            chunk = scan_ids[offset:offset + 500]
+            rows = cursor.execute(
+                f"SELECT scan_id, rank, ts, lag, src, sport, dst, dport, proto FROM candidates "
+                f"WHERE scan_id IN ({','.join('?' * len(chunk))}) ORDER BY scan_id, {CANDIDATE_ORDER}", chunk)
+            found.update((scan_id, list(group)) for scan_id, group in groupby(rows, itemgetter(0)))
+        return found
 
     def suspects(self, scan_ids: list[int] | None = None) -> list[sqlite3.Row]:
         """Suspects over all stored scans, or limited to endpoints that preceded `scan_ids`."""
