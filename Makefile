@@ -40,7 +40,10 @@ endef
 system-deps:
 	$(call apt_need,$(APT_PACKAGES))
 
-$(STAMP): pyproject.toml
+# A C compiler and the Python headers build analyze's compiled lane (appliance/fastlane); without
+# them the build goes on and analyze takes the Python lane, about fifteen times slower.
+$(STAMP): pyproject.toml setup.py appliance/fastlane/_fastlane.c
+	$(call apt_need,gcc python3-dev)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -75,10 +78,11 @@ bench-live: system-deps venv
 bench-web: system-deps venv
 	$(BIN)/python tests/bench/bench_web.py --work $(WORK) --scans 100000
 
-# The appliance as a wheel, for ansible/site.yml (harvestwatch_source) and the Vagrant VM.
+# The appliance as a wheel, for ansible/site.yml (harvestwatch_source) and the Vagrant VM: pure
+# Python (no compiled lane), since it is built here for an arm64 Pi.
 wheel: venv
 	rm -f dist/harvestwatch-*.whl
-	$(BIN)/pip wheel --quiet --no-deps -w dist .
+	HARVESTWATCH_PURE=1 $(BIN)/pip wheel --quiet --no-deps -w dist .
 
 image-deps:
 	$(call apt_need,$(IMAGE_APT_PACKAGES))

@@ -24,37 +24,49 @@ def open_log(path: str) -> BinaryIO:
     return raw
 
 
-def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, skipped: Counter | None = None) -> Iterator[str]:
-    """Yield text chunks of whole lines. Undecodable bytes become U+FFFD rather than errors; a
-    damaged gzip stream (a rotated log cut short) yields what it held, then counts one skip."""
-    tail = b""
-    # read1 hands over what is decompressed so far, so a damaged gzip loses only its damaged end.
-    read = getattr(stream, "read1", stream.read)
+def read_blocks(stream: BinaryIO, size: int = CHUNK_BYTES, skipped: Counter | None = None) -> Iterator[memoryview]:
+    """Yield blocks of whole lines, as views into one reused buffer: a block is good until the
+    next one is asked for (reading into the same buffer spares a large allocation per block).
+    A damaged gzip stream (a rotated log cut short) yields what it held, then counts one skip."""
+    buffer = bytearray(2 * size)
+    held = 0  # bytes of an unfinished line at the start of the buffer
+    # readinto1 hands over what is decompressed so far, so a damaged gzip loses only its damaged end.
+    readinto = getattr(stream, "readinto1", None) or stream.readinto
     while True:
+        if len(buffer) - held < size:
+            # One line longer than a chunk: keep reading, but never hold more than 16 chunks.
+            if held > 16 * size:
+                yield memoryview(bytes(buffer[:held]) + b"\n")
+                held = 0
+            else:
+                buffer = buffer[:held] + bytearray(len(buffer))
+        view = memoryview(buffer)
         try:
-            block = read(size)
+            count = readinto(view[held:held + size])
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             name = getattr(stream, "name", "input")
             print(f"harvestwatch: {name}: damaged gzip stream ({exc}); the rest of it is skipped", file=sys.stderr)
             if skipped is not None:
                 skipped[DAMAGED_GZIP] += 1
-            block = b""
-        if not block:
+            count = 0
+        if not count:
             break
-        block = tail + block
-        cut = block.rfind(b"\n") + 1
+        filled = held + count
+        cut = buffer.rfind(b"\n", held, filled) + 1
         if cut == 0:
-            # One line longer than a chunk: keep reading, but never hold more than 16 chunks.
-            if len(block) > 16 * size:
-                yield block.decode("utf-8", "replace").replace("\n", " ") + "\n"
-                tail = b""
-            else:
-                tail = block
+            held = filled
             continue
-        tail = block[cut:]
-        yield block[:cut].decode("utf-8", "replace")
-    if tail:
-        yield tail.decode("utf-8", "replace") + "\n"
+        yield view[:cut]
+        held = filled - cut
+        buffer[:held] = buffer[cut:filled]
+    if held:
+        yield memoryview(bytes(buffer[:held]) + b"\n")
+
+
+def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, skipped: Counter | None = None) -> Iterator[str]:
+    """Text chunks of whole lines; undecodable bytes become U+FFFD rather than errors."""
+    for block in read_blocks(stream, size, skipped):
+        yield str(block, "utf-8", "replace")
 
 
 def head_text(path: str, size: int = 1 << 16) -> str:

@@ -154,18 +154,40 @@ class ScanDetector:
 
     def _pair_scan(self, episode: list) -> Scan | None:
         seen = episode[_SEEN]
-        if len(seen) < self.min_ports or not dense_enough(list(seen.values()), self.min_ports, self.window):
-            return None
-        return Scan(PORTSCAN, episode[_SRC], episode[_DST], episode[_START], episode[_LAST],
-                    episode[_PACKETS], sorted(seen, key=_port_order), candidates=episode[_CANDIDATES] or [])
+        return pair_scan(episode[_SRC], episode[_DST], episode[_START], episode[_LAST], episode[_PACKETS],
+                         list(seen), list(seen.values()), episode[_CANDIDATES], self.min_ports, self.window)
 
     def _sweep_scan(self, episode: list) -> Scan | None:
-        hosts = episode[_SEEN]
-        if len(hosts) < self.min_hosts or not dense_enough(list(hosts.values()), self.min_hosts, self.window):
-            return None
-        return Scan(SWEEP, episode[_SRC], SWEEP_TARGET, episode[_START], episode[_LAST],
-                    episode[_PACKETS], sorted(episode[_PORTS], key=_port_order),
-                    targets=sorted(hosts, key=hosts.get))
+        return sweep_scan(episode[_SRC], episode[_START], episode[_LAST], episode[_PACKETS], episode[_SEEN],
+                          episode[_PORTS], self.min_hosts, self.window)
+
+
+# Judging a finished episode: shared with the compiled lane (appliance/fastlane), which keeps
+# its episodes in C and hands them over here.
+def pair_scan(src: str, dst: str, start: float, last: float, packets: int, ports: list, first_seen: list,
+              candidates: list | None, min_ports: int, window: float) -> Scan | None:
+    """A (source, destination) episode -> a portscan, if `min_ports` of its distinct ports were
+    first seen within one window (`first_seen`: their first-seen times)."""
+    if len(ports) < min_ports or not dense_enough(first_seen, min_ports, window):
+        return None
+    return Scan(PORTSCAN, src, dst, start, last, packets, sorted_ports(ports), candidates=candidates or [])
+
+
+def sweep_scan(src: str, start: float, last: float, packets: int, hosts: dict, ports,
+               min_hosts: int, window: float) -> Scan | None:
+    """A source's episode -> a sweep, if `min_hosts` destinations ({host: first seen}) came within a window."""
+    if len(hosts) < min_hosts or not dense_enough(list(hosts.values()), min_hosts, window):
+        return None
+    return Scan(SWEEP, src, SWEEP_TARGET, start, last, packets, sorted_ports(ports),
+                targets=sorted(hosts, key=hosts.get))
+
+
+def sorted_ports(ports) -> list:
+    """(proto, port) pairs by protocol, then port, portless (None) first."""
+    try:
+        return sorted(ports)  # the common case, several times faster than with a key
+    except TypeError:  # None beside numbers within one protocol
+        return sorted(ports, key=_port_order)
 
 
 def _port_order(port: tuple) -> tuple:

@@ -18,6 +18,8 @@ from .clock import BadTimestamp, LineClock
 INBOUND, OUTBOUND, FORWARDED = "in", "out", "fwd"
 PORTED = frozenset({"TCP", "UDP", "UDPLITE", "SCTP", "DCCP"})
 ICMP = frozenset({"ICMP", "ICMPv6"})
+# What the kernel's LOG target prints after PROTO=: these names, or the protocol's number.
+PROTOCOL_NAMES = PORTED | ICMP | {"AH", "ESP"}
 
 
 class Packet(NamedTuple):
@@ -76,6 +78,9 @@ TRUNCATED = "truncated"
 NO_TIMESTAMP = "no-timestamp"
 BAD_TIMESTAMP = "bad-timestamp"
 BAD_ADDRESS = "bad-address"
+BAD_PROTOCOL = "bad-protocol"  # neither a name the kernel prints nor a number up to 255: garbled
+BAD_PORT = "bad-port"  # a port (or ICMP type) beyond 16 bits: no kernel prints that, the line is garbled
+MAX_PORT = 65535
 
 
 def normalize_address(text: str) -> str:
@@ -143,10 +148,19 @@ class NetfilterParser:
         if not source or not target:
             self.skipped[BAD_ADDRESS] += 1
             return None
+        if proto not in PROTOCOL_NAMES and not (proto.isdigit() and len(proto) <= 3 and int(proto) <= 255):
+            self.skipped[BAD_PROTOCOL] += 1
+            return None
         if spt:
             sport, dport = int(spt), int(dpt)
+            if sport > MAX_PORT or dport > MAX_PORT:
+                self.skipped[BAD_PORT] += 1
+                return None
         elif icmp:
             sport, dport = None, int(icmp)
+            if dport > MAX_PORT:
+                self.skipped[BAD_PORT] += 1
+                return None
         elif proto in PORTED and _cut_short(rest):
             self.skipped[TRUNCATED] += 1
             return None
@@ -182,6 +196,9 @@ class NetfilterParser:
     def _slow(self, line: str) -> Packet | None:
         if "SRC=" not in line or "IN=" not in line:
             self.skipped[NOT_NETFILTER] += 1
+            return None
+        if "PROTO=" not in line:  # the body pattern needs it; searching for it is slow
+            self.skipped[TRUNCATED] += 1
             return None
         body = _BODY_RX.search(line)
         if body is None:
