@@ -150,7 +150,7 @@ def run_analyze(args) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="harvestwatch-")
         db_path = os.path.join(scratch.name, "analyze.sqlite")
     try:
-        store = Store(db_path)
+        store = Store(db_path, scratch=scratch is not None)
         try:
             result = analyze(args.files, store, settings)
             scans = store.scans(result.scan_ids)

@@ -99,15 +99,19 @@ def test_skips_are_counted_by_reason_never_raised():
         f"Jan 13 19:33:10 pi kernel: HW-IN {V6_BODY}".replace("SRC=2001:0db8", "SRC=2001:0zb8"),  # bad address
         f"HW-IN {V6_BODY}",                                                              # no time at all
         "",
+        f"Jan 13 19:33:10 pi kernel: HW-IN {V6_BODY}".replace("PROTO=TCP", "PROTO=TC"),   # no such protocol
+        f"Jan 13 19:33:10 pi kernel: HW-IN {V6_BODY}".replace("PROTO=TCP", "PROTO=256"),  # nor protocol number
+        f"Jan 13 19:33:10 pi kernel: HW-IN {V6_BODY}".replace("DPT=22", "DPT=65536"),     # no such port
+        f"Jan 13 19:33:10 pi kernel: HW-IN {V6_BODY}".replace("PROTO=TCP", "PROTO=47"),   # GRE: by number
         f"Jan 13 19:33:10 pi kernel: HW-IN {V6_BODY}",                                    # the one good line
     ])
     packets, parser = parse(text)
-    assert len(packets) == 1
+    assert [p.proto for p in packets] == ["47", "TCP"]
     assert parser.skipped == Counter({"not-netfilter": 1, "truncated": 2, "bad-timestamp": 1,
-                                      "bad-address": 1, "no-timestamp": 1})
+                                      "bad-address": 1, "no-timestamp": 1, "bad-protocol": 2, "bad-port": 1})
     assert summarize_skips(parser.lines, parser.records, parser.skipped) == (
-        "read 7 lines: 1 packet records, skipped 6 (bad-address 1, bad-timestamp 1, no-timestamp 1, "
-        "not-netfilter 1, truncated 2)")
+        "read 11 lines: 2 packet records, skipped 9 (bad-address 1, bad-port 1, bad-protocol 2, "
+        "bad-timestamp 1, no-timestamp 1, not-netfilter 1, truncated 2)")
 
 
 def test_syslog_year_defaults_to_file_time_and_rolls_over():

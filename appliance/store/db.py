@@ -144,19 +144,22 @@ CANDIDATE_ORDER = "rank, ts, src, sport, dst, dport, proto"
 
 
 class Store(LiveRecords):
-    def __init__(self, path: str, *, readonly: bool = False):
+    def __init__(self, path: str, *, readonly: bool = False, scratch: bool = False):
+        """`scratch`: a store thrown away when the process ends (`analyze` without --db). It has
+        nothing to keep safe from a power cut, so it writes without journal or syncs."""
         self.path = path
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         else:
             self.db = sqlite3.connect(path, timeout=30.0)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a power cut loses at most the last transactions, never the file.
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if scratch:
+                self.db.execute("PRAGMA journal_mode=OFF")
+                self.db.execute("PRAGMA synchronous=OFF")
+            else:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a power cut loses at most the last transactions, never the file.
+                self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            # A large import touches most of the contacts b-tree in each batch: with the default
-            # 2 MB cache its pages went back and forth between the cache and the WAL.
-            self.db.execute("PRAGMA cache_size=-32768")
             self.migrate()
         self.db.row_factory = sqlite3.Row
 

@@ -1,6 +1,11 @@
 """`make bench`: lines/s and max RSS of `harvestwatch analyze` on a deterministic synthetic log,
 beside a bare one-regex Python pass over the same file as a yardstick. Prints figures; asserts
-nothing (speed goals are read from the figures, not enforced by tests)."""
+nothing (speed goals are read from the figures, not enforced by tests).
+
+Runs: the yardstick; `analyze` as a user runs it (text report, temporary store) and with
+`--json --db`; the parse -> detect -> attribute stages alone (no store, no report), to show where
+the time goes; and `analyze` again in the Python lane (HARVESTWATCH_PURE=1), the reference the
+compiled lane is held to."""
 import argparse
 import os
 import subprocess
@@ -19,10 +24,30 @@ with open(sys.argv[1], encoding="utf-8", errors="replace") as log:
 """
 
 
-def measure(argv):
+STAGES_ONLY = r"""
+import sys
+from collections import Counter
+from appliance.analyze import Settings, make_lane
+from appliance.capture.files import open_log, read_blocks
+from appliance.parse.clock import LineClock, file_reference_time
+found = []
+lane = make_lane(Settings(), found.append)
+lane.start_file(LineClock(reference=file_reference_time(sys.argv[1])), Counter())
+with open_log(sys.argv[1]) as stream:
+    for block in read_blocks(stream):
+        lane.feed(block)
+        if lane.contacts_held >= 5000:
+            lane.take_contacts()
+lane.end_file()
+lane.finish()
+print(f"{lane.name} lane: {lane.lines} lines, {len(found)} scans and sweeps", file=sys.stderr)
+"""
+
+
+def measure(argv, env=None):
     """Run argv, return (seconds, max RSS in MiB) of that child alone."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace")
@@ -47,16 +72,23 @@ def main():
     lines = sum(1 for _ in open(log, "rb"))
     size = os.path.getsize(log) / 2**20
     print(f"input: {log}: {lines} lines, {size:.0f} MiB, {os.cpu_count()} CPUs")
+    from appliance import fastlane
+    print("compiled lane: " + ("built" if fastlane.Pipeline is not None else
+                               "NOT BUILT (no C compiler at install time): analyze runs the Python lane"))
+    pure = dict(os.environ, HARVESTWATCH_PURE="1")
     with tempfile.TemporaryDirectory() as scratch:
         runs = [
-            ("yardstick: bare one-regex Python pass", [sys.executable, "-c", YARDSTICK, log]),
+            ("yardstick: bare one-regex Python pass", [sys.executable, "-c", YARDSTICK, log], None),
             ("harvestwatch analyze (text report, temporary store)",
-             [sys.executable, "-m", "appliance", "analyze", log]),
+             [sys.executable, "-m", "appliance", "analyze", log], None),
             ("harvestwatch analyze --json --db", [sys.executable, "-m", "appliance", "analyze", "--json", "--db",
-                                                  os.path.join(scratch, "bench.sqlite"), log]),
+                                                  os.path.join(scratch, "bench.sqlite"), log], None),
+            ("  parse -> detect -> attribute alone (no store/report)", [sys.executable, "-c", STAGES_ONLY, log], None),
+            ("harvestwatch analyze, Python lane (HARVESTWATCH_PURE=1)",
+             [sys.executable, "-m", "appliance", "analyze", log], pure),
         ]
-        for name, argv in runs:
-            seconds, rss, last = measure(argv)
+        for name, argv, env in runs:
+            seconds, rss, last = measure(argv, env)
             print(f"{name:55s} {seconds:7.2f} s  {lines / seconds:10,.0f} lines/s  max RSS {rss:6.1f} MiB")
             if last:
                 print(f"    {last}")
