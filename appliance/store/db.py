@@ -12,7 +12,6 @@ import json
 import sqlite3
 import statistics
 import time
-from collections import defaultdict
 from itertools import groupby
 from operator import itemgetter
 
@@ -243,85 +242,103 @@ class Store(LiveRecords):
 
     # -- derived --------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Recompute attributions, candidate ranks and suspects from all stored evidence."""
+        """Recompute attributions, candidate ranks and suspects from all stored evidence.
+
+        SQLite does the joins and groupings into temporary tables, and the rest is read back in
+        order and in streams, so memory stays flat however many scans the store holds."""
         db = self.db
         probed = self._attribute_probe_scans()
-        # Per scan, per endpoint: the packet nearest the scan (smallest lag), and the rank its
-        # packets hold now (None unless one rank for all), so that only changes are written.
-        per_scan: dict[int, dict[tuple, float]] = defaultdict(dict)
-        stored_rank = {}
-        for scan_id, proto, dst, dport, lag, rank in db.execute(
-                "SELECT scan_id, proto, dst, dport, min(lag), CASE WHEN count(rank) = count(*) "
-                "AND min(rank) = max(rank) THEN min(rank) END FROM candidates GROUP BY scan_id, proto, dst, dport"):
-            per_scan[scan_id][(proto, dst, dport)] = lag
-            stored_rank[scan_id, proto, dst, dport] = rank
-        scans, stored_attribution = {}, {}
-        for scan_id, target, start, value in db.execute(
-                "SELECT id, target, start, attribution FROM scans WHERE kind=?", (PORTSCAN,)):
-            scans[scan_id] = (target, start)
-            stored_attribution[scan_id] = value
-
-        attribution = {}
-        for scan_id, (target, start) in scans.items():
-            endpoints = per_scan.get(scan_id)
-            if not endpoints:
-                attribution[scan_id] = UNATTRIBUTED
-                continue
-            attribution[scan_id] = CANDIDATE
-            if scan_id in probed:
-                attribution[scan_id] = CERTAIN
-            elif len(endpoints) == 1:
-                # Certain only if the address never contacted anything else before the scan.
-                (proto, dst, dport), = endpoints
-                others = db.execute(
-                    "SELECT count(*) FROM contacts WHERE src=? AND first_ts<=? AND NOT "
-                    "(proto=? AND dst=? AND dport=?)",
-                    (target, start, proto, dst, NO_PORT if dport is None else dport)).fetchone()[0]
-                if others == 0:
-                    attribution[scan_id] = CERTAIN
-
-        stats: dict[tuple, dict] = {}
-        for scan_id, endpoints in per_scan.items():
-            if scan_id not in scans:
-                continue
-            start = scans[scan_id][1]
-            for endpoint, lag in endpoints.items():
-                entry = stats.setdefault(endpoint, {"scans": 0, "certain": 0, "score": 0.0, "lags": [],
-                                                    "first": start, "last": start})
-                entry["scans"] += 1
-                entry["certain"] += attribution[scan_id] == CERTAIN
-                entry["score"] += 1.0 / len(endpoints)
-                entry["lags"].append(lag)
-                entry["first"], entry["last"] = min(entry["first"], start), max(entry["last"], start)
-        exposures = {(proto, dst, None if dport == NO_PORT else dport): count for proto, dst, dport, count in db.execute(
-            "SELECT proto, dst, dport, count(*) FROM contacts GROUP BY proto, dst, dport")}
-
         with db:
-            db.executemany("UPDATE scans SET attribution=? WHERE id=?",
-                           [(value, scan_id) for scan_id, value in attribution.items()
-                            if value != stored_attribution[scan_id]])
-            db.execute("DELETE FROM suspects")
-            db.executemany(
-                "INSERT INTO suspects(proto, dst, dport, scans, certain, score, exposures, min_lag, median_lag, "
-                "first_ts, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(proto, dst, NO_PORT if dport is None else dport, e["scans"], e["certain"], e["score"],
-                  max(exposures.get((proto, dst, dport), 0), e["scans"]), min(e["lags"]),
-                  statistics.median(e["lags"]), e["first"], e["last"])
-                 for (proto, dst, dport), e in stats.items()])
-            # Rank each scan's candidate endpoints: the endpoint whose contacts were most often
-            # followed by a scan first (hit rate, smoothed so one lucky contact is not 100 %),
-            # then the suspects score, then the shortest lag.
-            ranks = []
-            for scan_id, endpoints in per_scan.items():
-                def strength(endpoint):
-                    e = stats[endpoint]
-                    exposed = max(exposures.get(endpoint, 0), e["scans"])
-                    return (-(e["scans"] + 1) / (exposed + 2), -e["score"], endpoints[endpoint])
-                for rank, (proto, dst, dport) in enumerate(sorted(endpoints, key=strength), start=1):
-                    if rank != stored_rank[scan_id, proto, dst, dport]:
-                        ranks.append((rank, scan_id, proto, dst, dport))
-            db.executemany("UPDATE candidates SET rank=? WHERE scan_id=? AND proto=? AND dst=? AND dport IS ?",
-                           ranks)
+            for table in ("hits", "verdicts", "probed"):
+                db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            db.execute("CREATE TEMP TABLE probed (id INTEGER PRIMARY KEY)")
+            db.executemany("INSERT INTO temp.probed VALUES (?)", [(scan_id,) for scan_id in probed])
+            # Per portscan, per endpoint: the packet nearest the scan (smallest lag), and the rank
+            # its packets hold now (NULL unless one rank for all), so that only changes are written.
+            db.execute(
+                "CREATE TEMP TABLE hits AS SELECT c.scan_id, c.proto, c.dst, c.dport, min(c.lag) AS lag, "
+                "CASE WHEN count(c.rank) = count(*) AND min(c.rank) = max(c.rank) THEN min(c.rank) END AS rank, "
+                "s.start FROM candidates c JOIN scans s ON s.id = c.scan_id WHERE s.kind = ? "
+                "GROUP BY c.scan_id, c.proto, c.dst, c.dport", (PORTSCAN,))
+            db.execute("CREATE INDEX temp.hits_by_endpoint ON hits(proto, dst, dport, scan_id)")
+            self._judge_scans()
+            self._rebuild_suspects()
+            self._rank_candidates()
+            for table in ("hits", "verdicts", "probed"):
+                db.execute(f"DROP TABLE temp.{table}")
+
+    def _judge_scans(self) -> None:
+        """Each portscan's attribution: unattributed without candidates; certain for a probe
+        address, or when the address contacted nothing but its one candidate endpoint before the
+        scan; candidate otherwise."""
+        self.db.execute("CREATE TEMP TABLE verdicts (id INTEGER PRIMARY KEY, value TEXT NOT NULL, "
+                        "endpoints INTEGER NOT NULL)")
+        self.db.execute(
+            "INSERT INTO temp.verdicts SELECT s.id, CASE "
+            "WHEN e.n IS NULL THEN :unattributed "
+            "WHEN s.id IN temp.probed THEN :certain "
+            "WHEN e.n = 1 AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.src = s.target AND k.first_ts <= s.start "
+            "    AND NOT (k.proto = e.proto AND k.dst = e.dst AND k.dport = ifnull(e.dport, :no_port))) THEN :certain "
+            "ELSE :candidate END, ifnull(e.n, 0) "
+            "FROM scans s LEFT JOIN (SELECT scan_id, count(*) AS n, min(proto) AS proto, min(dst) AS dst, "
+            "    min(dport) AS dport FROM temp.hits GROUP BY scan_id) e ON e.scan_id = s.id WHERE s.kind = :portscan",
+            {"unattributed": UNATTRIBUTED, "certain": CERTAIN, "candidate": CANDIDATE, "no_port": NO_PORT,
+             "portscan": PORTSCAN})
+        self.db.execute("UPDATE scans SET attribution = v.value FROM temp.verdicts v "
+                        "WHERE v.id = scans.id AND v.value != scans.attribution")
+
+    def _rebuild_suspects(self) -> None:
+        """One row per endpoint that preceded a scan. The score adds 1/candidate endpoints of each
+        scan in scan order (the order fixes the float sum); exposures count every address that
+        contacted the endpoint, scanned or not."""
+        db = self.db
+        db.execute("DELETE FROM suspects")
+        rows = db.execute(
+            "SELECT h.proto, h.dst, h.dport, h.lag, h.start, v.value = ?, v.endpoints FROM temp.hits h "
+            "JOIN temp.verdicts v ON v.id = h.scan_id ORDER BY h.proto, h.dst, h.dport, h.scan_id", (CERTAIN,))
+        batch = []
+        for (proto, dst, dport), hits in groupby(rows, key=itemgetter(0, 1, 2)):
+            scans = certain = 0
+            score = 0.0
+            lags, starts = [], []
+            for _, _, _, lag, start, is_certain, endpoints in hits:
+                scans += 1
+                certain += is_certain
+                score += 1.0 / endpoints
+                lags.append(lag)
+                starts.append(start)
+            port = NO_PORT if dport is None else dport
+            exposures = db.execute("SELECT count(*) FROM contacts WHERE proto=? AND dst=? AND dport=?",
+                                   (proto, dst, port)).fetchone()[0]
+            batch.append((proto, dst, port, scans, certain, score, max(exposures, scans), min(lags),
+                          statistics.median(lags), min(starts), max(starts)))
+        db.executemany(
+            "INSERT INTO suspects(proto, dst, dport, scans, certain, score, exposures, min_lag, median_lag, "
+            "first_ts, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
+
+    def _rank_candidates(self) -> None:
+        """Rank each scan's candidate endpoints: the endpoint whose contacts were most often
+        followed by a scan first (hit rate, smoothed so one lucky contact is not 100 %), then the
+        suspects score, then the shortest lag; equal ones in endpoint order."""
+        db = self.db
+        rows = db.execute(
+            "SELECT h.scan_id, h.proto, h.dst, h.dport, h.lag, h.rank, x.scans, x.exposures, x.score "
+            "FROM temp.hits h JOIN suspects x ON x.proto = h.proto AND x.dst = h.dst "
+            "AND x.dport = ifnull(h.dport, ?) ORDER BY h.scan_id, h.proto, h.dst, h.dport", (NO_PORT,))
+        changed = []
+        for scan_id, endpoints in groupby(rows, key=itemgetter(0)):
+            ordered = sorted(endpoints, key=lambda e: (-(e[6] + 1) / (e[7] + 2), -e[8], e[4]))
+            changed += [(rank, scan_id, proto, dst, dport)
+                        for rank, (_, proto, dst, dport, _, stored, *_) in enumerate(ordered, start=1)
+                        if rank != stored]
+            if len(changed) >= 10000:
+                self._write_ranks(changed)
+        self._write_ranks(changed)
+
+    def _write_ranks(self, changed: list) -> None:
+        self.db.executemany("UPDATE candidates SET rank=? WHERE scan_id=? AND proto=? AND dst=? AND dport IS ?",
+                            changed)
+        changed.clear()
 
     def _attribute_probe_scans(self) -> set[int]:
         """Scans of a probe address within its observation window: the ledger names the one
