@@ -9,11 +9,11 @@
  * tests/test_fastlane.py runs both lanes over the same logs (synthetic, psad's, the seed's,
  * hypothesis-made) and requires the same stored evidence, report and skip counts.
  *
- * Division of work. The C lane takes the lines it is sure about (the common layouts, ASCII
- * only) and hands every other line to the Python parser, so odd wrappers and garbage keep one
- * implementation. Calendar work (syslog year and zone, ISO dates) is asked of the Python
- * LineClock, once per distinct syslog second. Judging a finished episode (is it dense enough,
- * the Scan it makes) is Python too: C only hands over the episodes that have enough ports.
+ * Division of work. The C lane takes the lines it is sure about (the common layouts) and hands
+ * every other line to the Python parser, so odd wrappers and garbage keep one implementation.
+ * Calendar work (syslog year and zone, ISO dates) is asked of the Python LineClock, once per
+ * distinct syslog minute. Judging a finished episode (is it dense enough, the Scan it makes) is
+ * Python too: C only hands over the episodes that have enough ports or hosts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -184,7 +184,6 @@ typedef struct {
     Episode **items;    /* for the index; rebuilt on expiry */
     size_t n, cap;
     Index ix;
-    int sweeps;
 } EpisodeTable;
 
 /* Trigger history: what one address sent, oldest first, at most `limit` entries. */
@@ -613,6 +612,26 @@ static int contact_add(Pipeline *p, const Record *r) {
     return 0;
 }
 
+/* A Candidate (a named tuple): made as tuple.__new__(Candidate, fields) does, without the
+ * Python-level __new__ that calling the class runs. */
+static PyObject *new_candidate(Pipeline *p, double ts, PyObject *src, PyObject *sport, PyObject *dst,
+                               PyObject *dport, PyObject *proto) {
+    PyObject *when = PyFloat_FromDouble(ts);
+    PyObject *fields = when ? PyTuple_Pack(6, when, src, sport, dst, dport, proto) : NULL;
+    Py_XDECREF(when);
+    if (!fields) return NULL;
+    PyObject *c;
+    if (PyType_Check(p->make_candidate) && PyType_IsSubtype((PyTypeObject *)p->make_candidate, &PyTuple_Type)) {
+        PyObject *args = PyTuple_Pack(1, fields);
+        c = args ? PyTuple_Type.tp_new((PyTypeObject *)p->make_candidate, args, NULL) : NULL;
+        Py_XDECREF(args);
+    } else {
+        c = PyObject_Call(p->make_candidate, fields, NULL);
+    }
+    Py_DECREF(fields);
+    return c;
+}
+
 /* TriggerHistory.candidates: packets sent from `address` in [start - lookback, start]. */
 static PyObject *candidates_of(Pipeline *p, PyObject *address, double start) {
     size_t slot;
@@ -625,8 +644,8 @@ static PyObject *candidates_of(Pipeline *p, PyObject *address, double start) {
         if (!(earliest <= s->ts && s->ts <= start)) continue;
         PyObject *sport = s->sport == NO_PORT ? Py_NewRef(Py_None) : PyLong_FromLong(s->sport);
         PyObject *dport = s->dport == NO_PORT ? Py_NewRef(Py_None) : PyLong_FromLong(s->dport);
-        PyObject *c = (sport && dport) ? PyObject_CallFunction(p->make_candidate, "dOOOOO", s->ts, h->src, sport,
-                                                                s->dst, dport, p->protos[s->proto]) : NULL;
+        PyObject *c = (sport && dport) ? new_candidate(p, s->ts, h->src, sport, s->dst, dport, p->protos[s->proto])
+                                       : NULL;
         Py_XDECREF(sport); Py_XDECREF(dport);
         if (!c || PyList_Append(list, c) < 0) { Py_XDECREF(c); Py_DECREF(list); return NULL; }
         Py_DECREF(c);
@@ -702,8 +721,8 @@ static inline int is_hex(unsigned char c) { return is_digit(c) || ((c | 0x20) >=
 static inline int py_space(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f); }
 
 static inline const char *skip_token(const char *s, const char *end) {
-    const char *t = s;
-    while (t < end && *t != ' ') t++;
+    const char *t = memchr(s, ' ', (size_t)(end - s));
+    if (!t) t = end;
     return t > s ? t : NULL;
 }
 
@@ -951,9 +970,17 @@ static int is_ported(const char *s, size_t n) {
     return 0;
 }
 
-/* _cut_short: a ported protocol printed without ports. */
+static int all_ascii(const char *s, const char *end) {
+    uint64_t seen = 0, word;
+    for (; end - s >= 8; s += 8) { memcpy(&word, s, 8); seen |= word; }
+    for (; s < end; s++) seen |= (unsigned char)*s;
+    return !(seen & 0x8080808080808080ULL);
+}
+
+/* _cut_short: a ported protocol printed without ports (-1: the Python lane must judge). */
 static int cut_short(const char *rest, const char *end) {
     if (rest == end) return 1;
+    if (!all_ascii(rest, end)) return -1;  /* Unicode whitespace is str.strip()'s to judge */
     const char *t = rest;
     while (t < end && py_space((unsigned char)*t)) t++;
     if (t == end) return 0;
@@ -1091,8 +1118,8 @@ static int parse_record(Pipeline *p, const char *line, const char *end, PyObject
     const char *after = dst_end + 1;
     /* Greedy `[^\n]*PROTO=`: the last PROTO= followed by a name. */
     const char *proto = NULL;
-    for (const char *q = end - 6; q >= after; q--) {
-        if (*q == 'P' && memcmp(q, "PROTO=", 6) == 0 && q + 6 < end && is_alnum((unsigned char)q[6])) {
+    for (const char *q = end - 6; q >= after && (q = memrchr(after, 'P', (size_t)(q - after + 1))); q--) {
+        if (memcmp(q, "PROTO=", 6) == 0 && q + 6 < end && is_alnum((unsigned char)q[6])) {
             proto = q + 6;
             break;
         }
@@ -1186,12 +1213,14 @@ static int parse_record(Pipeline *p, const char *line, const char *end, PyObject
         p->skips[SKIP_BAD_PROTOCOL]++;
         return LANE_SKIPPED;
     }
+    int cut;
     if (ports) {
         r->sport = (int)sport; r->dport = (int)dport;
     } else if (icmp != NO_PORT) {
         r->sport = NO_PORT; r->dport = (int)icmp;
-    } else if (is_ported(proto, (size_t)(proto_end - proto)) && cut_short(rest, end)) {
+    } else if (is_ported(proto, (size_t)(proto_end - proto)) && (cut = cut_short(rest, end)) != 0) {
         Py_DECREF(source); Py_DECREF(target);
+        if (cut < 0) return LANE_PYTHON;
         p->skips[SKIP_TRUNCATED]++;
         return LANE_SKIPPED;
     } else {
@@ -1209,15 +1238,11 @@ static int parse_record(Pipeline *p, const char *line, const char *end, PyObject
     return LANE_PACKET;
 }
 
-static int all_ascii(const char *s, const char *end) {
-    uint64_t seen = 0, word;
-    for (; end - s >= 8; s += 8) { memcpy(&word, s, 8); seen |= word; }
-    for (; s < end; s++) seen |= (unsigned char)*s;
-    return !(seen & 0x8080808080808080ULL);
-}
 
+/* Bytes beyond ASCII need no care but in one place: the Python lane decodes the line first (an
+ * invalid sequence becomes U+FFFD), which changes none of the fields read here, only what
+ * str.strip() takes for whitespace in the rest of a record (see cut_short). */
 static int parse_line(Pipeline *p, const char *line, const char *end, PyObject *parser, Record *r) {
-    if (!all_ascii(line, end)) return LANE_PYTHON;  /* decoding and Unicode whitespace: Python's */
     int lane = parse_record(p, line, end, parser, r);
     if (lane != LANE_PYTHON) return lane;
     /* Not the common layout. Two verdicts need no pattern (NetfilterParser._slow). */
@@ -1440,7 +1465,6 @@ static int Pipeline_init(Pipeline *p, PyObject *args, PyObject *kwds) {
             || table_reindex(&p->sources) < 0 || index_init(&p->history.ix, 8) < 0
             || index_init(&p->contacts.ix, 8) < 0)
         return -1;
-    p->sources.sweeps = 1;
     return 0;
 }
 
