@@ -153,13 +153,13 @@ def run_analyze(args) -> int:
         store = Store(db_path, scratch=scratch is not None)
         try:
             result = analyze(args.files, store, settings)
-            scans = store.scans(result.scan_ids)
-            suspects = store.suspects([row["id"] for row in scans])
+            # The reports read this import's scans from the store as they go: memory stays flat.
+            store.select_scans(result.scan_ids)
             out = sys.stdout
             if args.json:
-                write_json(out, store, scans, suspects, parameters=vars(settings), result=result)
+                write_json(out, store, parameters=vars(settings), result=result)
             else:
-                write_text(out, store, scans, suspects, settings.lookback)
+                write_text(out, store, settings.lookback)
             out.flush()
         finally:
             store.close()

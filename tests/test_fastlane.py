@@ -40,9 +40,9 @@ def run_lane(folder, paths, settings, pure, monkeypatch):
     store = Store(db_path)
     try:
         result = analyze([str(p) for p in paths], store, settings)
-        scans = store.scans(result.scan_ids)
+        store.select_scans(result.scan_ids)
         report = io.StringIO()
-        write_text(report, store, scans, store.suspects([row["id"] for row in scans]), settings.lookback)
+        write_text(report, store, settings.lookback)
         db = store.db
         seen = {
             "scans": db.execute("SELECT kind, scanner, scanner_net, target, start, end, packets, port_count, ports, "

@@ -85,7 +85,7 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
     from appliance.attribute.triggers import Candidate
     from appliance.detect.scans import PORTSCAN, Scan
     from appliance.report.document import write_json
-    from appliance.report.evidence import scan_document
+    from appliance.report.evidence import iso, scan_document
     from appliance.report.text import write_text
 
     store = Store(str(tmp_path / "hw.sqlite"))
@@ -95,20 +95,29 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
         # The popular endpoint (contacted before every scan) is contacted last, so rank order is not time order.
         candidates = [Candidate(start - 30, target, 40000, f"2001:db8:a{n % 7}::123", 123, "UDP"),
                       Candidate(start - 2, target, 40001, "2001:db8:f00d::123", 123, "UDP")]
-        scans.append(Scan(PORTSCAN, f"2001:db8:bad:{n % 5}::1", target, start, start + 1, 20,
+        scans.append(Scan(PORTSCAN, f"2001:db8:bad:{n % 5 + 1}::{n:x}", target, start, start + 1, 20,
                           [("TCP", p) for p in range(1, 21)], candidates=candidates))
     ids = store.add_scans(scans)
     store.refresh()
     rows = store.scans(ids)
+    store.select_scans(ids)
     out = io.StringIO()
-    write_json(out, store, rows, store.suspects(ids), parameters={},
-               result=SimpleNamespace(lines=0, records=0, skipped={}))
-    documents = json.loads(out.getvalue())["scans"]
+    write_json(out, store, parameters={}, result=SimpleNamespace(lines=0, records=0, skipped={}))
+    document = json.loads(out.getvalue())
+    documents = document["scans"]
     assert [d["id"] for d in documents] == ids
+    # Each family with every one of its addresses, sorted, and its first and last scan.
+    assert document["scanner_families"] == [
+        {"net": f"2001:db8:bad:{k + 1}::/64", "scanners": sorted(f"2001:db8:bad:{k + 1}::{n:x}" for n in range(k, 1200, 5)),
+         "scans": 240, "sweeps": 0, "first": iso(t0 + 10 * k), "last": iso(t0 + 10 * (1195 + k) + 1)}
+        for k in range(5)]
     for document, row in zip(documents, rows):
         assert [c["rank"] for c in document["candidates"]] == [1, 2]
         assert document["candidates"][0]["dst"] == "2001:db8:f00d::123"
         assert document == json.loads(json.dumps(scan_document(store, row)))
     text = io.StringIO()
-    write_text(text, store, rows, store.suspects(ids), 300)
+    write_text(text, store, 300)
     assert text.getvalue().count(" #1 lag=2.0s ") == 1200 and text.getvalue().count(" #2 lag=30.0s ") == 1200
+    assert [line.split()[2] for line in text.getvalue().splitlines() if line.startswith("SCAN DETECTED")] == [
+        f"startTime={iso(row['start'])}" for row in rows]
+    assert f"  {'2001:db8:bad:1::/64':<24}  addresses  240  scans   240  sweeps   0" in text.getvalue()

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from .evidence import SCHEMA_VERSION, scan_documents, scan_json, scanner_families, suspect_document
+from .evidence import SCHEMA_VERSION, family_json, scan_documents, scan_json, scanner_families, suspect_document
 
 
-def write_json(out: TextIO, store, scan_rows, suspect_rows, *, parameters: dict, result) -> None:
+def write_json(out: TextIO, store, *, parameters: dict, result) -> None:
+    """The document of the scans selected in `store` (Store.select_scans)."""
     head = {
         "schema": SCHEMA_VERSION,
         "generator": "harvestwatch analyze",
@@ -19,10 +20,13 @@ def write_json(out: TextIO, store, scan_rows, suspect_rows, *, parameters: dict,
     out.write(json.dumps(head)[:-1])
     for name, kind in (("scans", "portscan"), ("sweeps", "sweep")):
         out.write(f', "{name}": [')
-        rows = [row for row in scan_rows if row["kind"] == kind]
-        for n, (row, candidates) in enumerate(scan_documents(store, rows)):
+        for n, (row, candidates) in enumerate(scan_documents(store, kind)):
             out.write((", " if n else "") + scan_json(row, candidates))
         out.write("]")
-    out.write(', "suspects": ' + json.dumps([suspect_document(row) for row in suspect_rows]))
-    out.write(', "scanner_families": ' + json.dumps(scanner_families(scan_rows)))
+    out.write(', "suspects": ' + json.dumps([suspect_document(row) for row in store.selected_suspects()]))
+    out.write(', "scanner_families": [')
+    for n, family in enumerate(scanner_families(store)):
+        out.write(", " if n else "")
+        out.writelines(family_json(store, family))
+    out.write("]")
     out.write("}\n")

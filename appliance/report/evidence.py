@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import defaultdict
 from functools import lru_cache
 from typing import Iterator
 
@@ -65,10 +64,10 @@ def scan_tail(row, candidates: list) -> dict:
     } for _, rank, ts, lag, src, sport, dst, dport, proto in candidates]}
 
 
-def scan_documents(store: Store, rows) -> Iterator[tuple]:
-    """(row, candidates) for each scan row, the candidates of SCAN_CHUNK scans fetched in one query."""
-    for offset in range(0, len(rows), SCAN_CHUNK):
-        chunk = rows[offset:offset + SCAN_CHUNK]
+def scan_documents(store: Store, kind: str | None = None) -> Iterator[tuple]:
+    """(row, candidates) for each scan selected in `store` (Store.select_scans), of one `kind` or
+    all, by start: SCAN_CHUNK rows at a time, their candidates fetched in one query."""
+    for chunk in store.scan_chunks(kind, SCAN_CHUNK):
         candidates = store.candidates_of_scans([row["id"] for row in chunk if row["kind"] != "sweep"])
         for row in chunk:
             yield row, candidates.get(row["id"], [])
@@ -127,15 +126,17 @@ def suspect_document(row) -> dict:
     }
 
 
-def scanner_families(rows) -> list[dict]:
-    families: dict[str, dict] = defaultdict(lambda: {"scanners": set(), "scans": 0, "sweeps": 0,
-                                                     "first": float("inf"), "last": float("-inf")})
-    for row in rows:
-        family = families[row["scanner_net"]]
-        family["scanners"].add(row["scanner"])
-        family["scans" if row["kind"] == "portscan" else "sweeps"] += 1
-        family["first"] = min(family["first"], row["start"])
-        family["last"] = max(family["last"], row["end"])
-    return [{"net": net, "scanners": sorted(f["scanners"]), "scans": f["scans"], "sweeps": f["sweeps"],
-             "first": iso(f["first"]), "last": iso(f["last"])}
-            for net, f in sorted(families.items(), key=lambda item: (-item[1]["scans"] - item[1]["sweeps"], item[0]))]
+def scanner_families(store: Store) -> list[dict]:
+    """The scanner families of the selected scans, most scans first; `addresses` counts their
+    scanners (`family_json` lists them)."""
+    return [{"net": net, "addresses": addresses, "scans": scans, "sweeps": sweeps, "first": iso(first),
+             "last": iso(last)} for net, addresses, scans, sweeps, first, last in store.scanner_families()]
+
+
+def family_json(store: Store, family: dict) -> Iterator[str]:
+    """`json.dumps` of a family document ({"net", "scanners": [sorted addresses], "scans", ...}),
+    in pieces: a family's addresses (thousands) are read from the store as written, not held."""
+    yield '{"net": ' + json.dumps(family["net"]) + ', "scanners": ['
+    for n, scanner in enumerate(store.family_scanners(family["net"])):
+        yield (", " if n else "") + json.dumps(scanner)
+    yield "], " + json.dumps({key: family[key] for key in ("scans", "sweeps", "first", "last")})[1:]

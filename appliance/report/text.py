@@ -6,9 +6,10 @@ from typing import TextIO
 from .evidence import ports_list, scan_documents, scan_head, scan_tail, scanner_families, suspect_document
 
 
-def write_text(out: TextIO, store, scan_rows, suspect_rows, lookback: float) -> None:
+def write_text(out: TextIO, store, lookback: float) -> None:
+    """The report of the scans selected in `store` (Store.select_scans)."""
     portscans = sweeps = 0
-    for row, candidates in scan_documents(store, scan_rows):
+    for row, candidates in scan_documents(store):
         # A scan's ports are not listed, only a sweep's first few: decoded for sweeps alone.
         doc = {**scan_head(row), **scan_tail(row, candidates)}
         protocols = ", ".join(f"{proto} {count}" for proto, count in sorted(doc["protocols"].items()))
@@ -38,7 +39,7 @@ def write_text(out: TextIO, store, scan_rows, suspect_rows, lookback: float) -> 
             out.write(f" #{c['rank']} lag={c['lag']:.1f}s @{c['time']}  {source} -> {dest} {c['proto']}\n")
         out.write("\n")
 
-    suspects = [suspect_document(row) for row in suspect_rows]
+    suspects = [suspect_document(row) for row in store.selected_suspects()]
     out.write(f"SUSPECTS: remote endpoints contacted from scanned addresses before their scans "
               f"({len(suspects)})\n")
     if suspects:
@@ -47,10 +48,10 @@ def write_text(out: TextIO, store, scan_rows, suspect_rows, lookback: float) -> 
         for s in suspects:
             out.write(f"  {s['endpoint']:<{width}}  {s['scans']:5d}  {s['certain']:7d}  {s['score']:6.2f}  "
                       f"{s['exposures']:12d}  {s['hit_rate']:7.0%}  {s['min_lag']:6.1f}s  {s['median_lag']:9.1f}s\n")
-    families = scanner_families(scan_rows)
+    families = scanner_families(store)
     out.write(f"\nSCANNER FAMILIES ({len(families)})\n")
     for f in families:
-        out.write(f"  {f['net']:<24}  addresses {len(f['scanners']):4d}  scans {f['scans']:5d}  "
+        out.write(f"  {f['net']:<24}  addresses {f['addresses']:4d}  scans {f['scans']:5d}  "
                   f"sweeps {f['sweeps']:3d}  {f['first']} .. {f['last']}\n")
     out.write(f"\n{portscans} scans, {sweeps} sweeps.\n")
 

@@ -14,6 +14,7 @@ import statistics
 import time
 from itertools import groupby
 from operator import itemgetter
+from typing import Iterator
 
 from ..detect.scans import PORTSCAN, Scan
 from .live import LiveRecords
@@ -140,6 +141,9 @@ NO_PORT = -1
 # A scan's candidates as the reports list them: most likely trigger first, then by time (the
 # other columns only make the order of same-time packets of one endpoint deterministic).
 CANDIDATE_ORDER = "rank, ts, src, sport, dst, dport, proto"
+# Suspects as the reports list them: the order of candidate ranks (smoothed hit rate, then score,
+# then lag), then the endpoint, so that ties come out the same however the rows were found.
+SUSPECT_ORDER = "(scans + 1.0) / (exposures + 2) DESC, score DESC, min_lag, proto, dst, dport"
 
 
 class Store(LiveRecords):
@@ -371,6 +375,59 @@ class Store(LiveRecords):
                                     chunk).fetchall()
         return sorted(rows, key=lambda row: (row["start"], row["id"]))
 
+    # The scans a report covers (one import's, thousands of rows of ~1.5 KB each) stay in SQLite:
+    # `select_scans` names them in TEMP tables of this connection, and the methods below read
+    # them through cursors, so a report's memory does not grow with its input.
+    def select_scans(self, ids: list[int]) -> None:
+        """Select the scans `scan_chunks`, `scanner_families`, `family_scanners` and
+        `selected_suspects` read (replacing any earlier selection)."""
+        with self.db:
+            # Keyed by (start, id): read in key order, the selection is already in report order.
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS report_scans (start REAL NOT NULL, id INTEGER NOT NULL, "
+                            "kind TEXT NOT NULL, PRIMARY KEY (start, id)) WITHOUT ROWID")
+            self.db.execute("DELETE FROM temp.report_scans")
+            # One statement (the ids as one JSON text) is twice as fast as one per id.
+            self.db.execute("INSERT OR IGNORE INTO temp.report_scans SELECT start, id, kind FROM scans "
+                            "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+            self.db.execute("DROP TABLE IF EXISTS temp.report_scanners")
+
+    def _select_scanners(self) -> None:
+        """Each family's addresses among the selected scans, for `family_scanners`: made on first
+        use (`select_scans` drops them), as only the JSON document lists them."""
+        if self.db.execute("SELECT 1 FROM temp.sqlite_master WHERE name='report_scanners'").fetchone():
+            return
+        with self.db:
+            self.db.execute("CREATE TEMP TABLE report_scanners (net TEXT NOT NULL, scanner TEXT NOT NULL, "
+                            "PRIMARY KEY (net, scanner)) WITHOUT ROWID")
+            self.db.execute("INSERT OR IGNORE INTO temp.report_scanners SELECT s.scanner_net, s.scanner "
+                            "FROM temp.report_scans r JOIN scans s ON s.id = r.id")
+
+    def scan_chunks(self, kind: str | None = None, size: int = 500) -> Iterator[list[sqlite3.Row]]:
+        """The selected scans (of one `kind`, or all) by start then id, `size` rows at a time."""
+        # CROSS JOIN: the selection drives the loop, in its key order, so SQLite sorts nothing.
+        cursor = self.db.execute(
+            "SELECT s.* FROM temp.report_scans r CROSS JOIN scans s ON s.id = r.id"
+            + (" WHERE r.kind = ?" if kind is not None else "") + " ORDER BY r.start, r.id",
+            () if kind is None else (kind,))
+        while rows := cursor.fetchmany(size):
+            yield rows
+
+    def scanner_families(self) -> list[tuple]:
+        """(net, addresses, portscans, sweeps, first start, last end) per scanner family of the
+        selected scans, most scans first."""
+        rows = self.db.execute(
+            "SELECT s.scanner_net, count(DISTINCT s.scanner), sum(s.kind = ?), sum(s.kind != ?), min(s.start), "
+            "max(s.end) FROM temp.report_scans r JOIN scans s ON s.id = r.id GROUP BY s.scanner_net",
+            (PORTSCAN, PORTSCAN)).fetchall()
+        return sorted(map(tuple, rows), key=lambda row: (-row[2] - row[3], row[0]))
+
+    def family_scanners(self, net: str) -> Iterator[str]:
+        """The addresses of one family among the selected scans, sorted, through a cursor."""
+        self._select_scanners()
+        cursor = self.db.execute("SELECT scanner FROM temp.report_scanners WHERE net=? ORDER BY scanner", (net,))
+        cursor.row_factory = None
+        return (scanner for scanner, in cursor)
+
     def candidates_of(self, scan_id: int) -> list[sqlite3.Row]:
         return self.db.execute(f"SELECT * FROM candidates WHERE scan_id=? ORDER BY {CANDIDATE_ORDER}",
                                (scan_id,)).fetchall()
@@ -391,9 +448,7 @@ class Store(LiveRecords):
 
     def suspects(self, scan_ids: list[int] | None = None) -> list[sqlite3.Row]:
         """Suspects over all stored scans, or limited to endpoints that preceded `scan_ids`."""
-        # Same order as candidate ranks: smoothed hit rate, then score, then lag.
-        rows = self.db.execute("SELECT * FROM suspects ORDER BY (scans + 1.0) / (exposures + 2) DESC, "
-                               "score DESC, min_lag").fetchall()
+        rows = self.db.execute(f"SELECT * FROM suspects ORDER BY {SUSPECT_ORDER}").fetchall()
         if scan_ids is None:
             return rows
         wanted = set()
@@ -403,3 +458,10 @@ class Store(LiveRecords):
                 f"SELECT DISTINCT proto, dst, ifnull(dport, {NO_PORT}) FROM candidates "
                 f"WHERE scan_id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return [row for row in rows if (row["proto"], row["dst"], row["dport"]) in wanted]
+
+    def selected_suspects(self) -> list[sqlite3.Row]:
+        """`suspects` limited to endpoints that preceded the selected scans: SQL finds those
+        endpoints, so no per-scan data comes into Python."""
+        return self.db.execute(
+            f"SELECT * FROM suspects WHERE (proto, dst, dport) IN (SELECT c.proto, c.dst, ifnull(c.dport, {NO_PORT}) "
+            f"FROM temp.report_scans r JOIN candidates c ON c.scan_id = r.id) ORDER BY {SUSPECT_ORDER}").fetchall()
