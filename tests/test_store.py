@@ -121,3 +121,42 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
     assert [line.split()[2] for line in text.getvalue().splitlines() if line.startswith("SCAN DETECTED")] == [
         f"startTime={iso(row['start'])}" for row in rows]
     assert f"  {'2001:db8:bad:1::/64':<24}  addresses  240  scans   240  sweeps   0" in text.getvalue()
+
+
+def test_refresh_while_another_connection_writes(tmp_path, run_cli):
+    # The daemon refreshes while its prober and namer threads write through connections of their
+    # own: a refresh must wait its turn, never fail with "database is locked".
+    import threading
+
+    log, db = tmp_path / "kern.log", tmp_path / "hw.sqlite"
+    with open(log, "w") as out:
+        generate(out, 20_000, seed=4)
+    assert run_cli("analyze", "--db", db, log)[0] == 0
+    expected = counts(db)
+    done = threading.Event()
+    failures = []
+
+    def prober():
+        other = Store(str(db))
+        try:
+            n = 0
+            while not done.is_set():
+                other.set_status({"heartbeat": n}, now=float(n))
+                n += 1
+        except sqlite3.Error as exc:
+            failures.append(exc)
+        finally:
+            other.close()
+
+    writer = threading.Thread(target=prober)
+    writer.start()
+    store = Store(str(db))
+    try:
+        for _ in range(15):
+            store.refresh()
+    finally:
+        done.set()
+        writer.join()
+        store.close()
+    assert not failures
+    assert counts(db) == expected

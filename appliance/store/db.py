@@ -257,6 +257,10 @@ class Store(LiveRecords):
         db = self.db
         probed = self._attribute_probe_scans()
         with db:
+            # One snapshot read and written: take the write lock first (waiting for it as long as
+            # the busy timeout allows). A read transaction cannot become a write one once another
+            # connection (the prober, the namer) has committed since it began.
+            db.execute("BEGIN IMMEDIATE")
             for table in ("hits", "verdicts", "probed"):
                 db.execute(f"DROP TABLE IF EXISTS temp.{table}")
             db.execute("CREATE TEMP TABLE probed (id INTEGER PRIMARY KEY)")
