@@ -234,3 +234,26 @@ def test_arbitrary_bytes(tmp_path_factory, monkeypatch, data):
     log.write_bytes(data + b"\nJan 13 19:33:10 gw kernel: [ 1.0] IN=eth0 OUT= SRC=2001:0db8:0000:0000:0000:0000:"
                            b"0000:0001 DST=2001:0db8:0000:0000:0000:0000:0000:0002 PROTO=TCP SPT=1 DPT=2 \n")
     assert_same(folder, [log], Settings(year=2026), monkeypatch)
+
+
+def test_more_sources_than_the_address_cache_holds(tmp_path, monkeypatch):
+    # A distributed scan: 9,000 sources, one destination, so the address cache is emptied while a
+    # line's destination is the one seen last.
+    lines = [f"Jan 13 19:{n // 600:02d}:{n // 10 % 60:02d} gw kernel: [{1000 + n / 10:.6f}] HW-IN IN=eth0 OUT= "
+             f"SRC=198.51.{n // 250}.{n % 250} DST=192.0.2.2 LEN=60 PROTO=TCP SPT=4000 DPT={n % 50 + 1} "
+             f"WINDOW=1024 SYN URGP=0" for n in range(9000)]
+    log = tmp_path / "kern.log"
+    log.write_text("\n".join(lines) + "\n")
+    seen = assert_same(tmp_path, [log], Settings(year=2026, min_ports=3, min_hosts=3), monkeypatch)
+    assert seen["counts"][:2] == (9000, 9000)
+
+
+def test_a_leap_second_stamp_spoils_nothing_else_in_its_minute(tmp_path, monkeypatch):
+    body = ("HW-IN IN=eth0 OUT= SRC=2001:0db8:0000:0000:0000:0000:0000:0001 "
+            "DST=2001:0db8:0000:0000:0000:0000:0000:0002 LEN=60 PROTO=TCP SPT=1 DPT={} ")
+    log = tmp_path / "kern.log"
+    log.write_text("".join(f"Jan 13 19:33:{second} gw kernel: {body.format(port)}\n"
+                           for port, second in enumerate(["60", "10", "11", "61", "12"], start=1)))
+    os.utime(log, (1768262400 + 86400 * 30,) * 2)
+    seen = assert_same(tmp_path, [log], Settings(), monkeypatch)
+    assert seen["counts"] == (5, 3, {"bad-timestamp": 2})

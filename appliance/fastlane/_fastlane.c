@@ -272,13 +272,18 @@ typedef struct {
 } Pipeline;
 
 /* ------------------------------------------------------------------------------------------ */
+static void episode_free(Episode *e);
+
 static Episode *episode_new(PyObject *src, PyObject *dst, uint64_t hash, int sweep) {
     Episode *e = PyMem_Calloc(1, sizeof(Episode));
     if (!e) { PyErr_NoMemory(); return NULL; }
     e->hash = hash;
     Py_INCREF(src); e->src = src;
     Py_XINCREF(dst); e->dst = dst;
-    if (portmap_init(&e->seen) < 0 || (sweep && hostmap_init(&e->hosts) < 0)) return NULL;
+    if (portmap_init(&e->seen) < 0 || (sweep && hostmap_init(&e->hosts) < 0)) {
+        episode_free(e);
+        return NULL;
+    }
     return e;
 }
 static void episode_reset(Episode *e, double ts) {
@@ -299,7 +304,7 @@ static void episode_free(Episode *e) {
 }
 
 static inline uint64_t pair_hash(PyObject *src, PyObject *dst) {
-    return mix64(str_hash(src) * 31 + (dst ? str_hash(dst) : 0)) | 1;
+    return mix64(str_hash(src) * 31 + (dst ? str_hash(dst) : 0));
 }
 
 static int table_reindex(EpisodeTable *t) {
@@ -348,9 +353,10 @@ static int table_append(EpisodeTable *t, Episode *e, size_t slot) {
 /* (proto, port) tuples, shared: scanners probe the same few hundred ports again and again. */
 static PyObject *port_tuple(Pipeline *p, uint64_t key) {
     size_t slot = mix64(key) & (PORT_TUPLES - 1);
+    int room = 0;  /* an empty slot within reach: keep the new tuple there */
     for (int probe = 0; probe < 8; probe++, slot = (slot + 1) & (PORT_TUPLES - 1)) {
         if (p->port_keys[slot] == key) return Py_NewRef(p->port_tuples[slot]);
-        if (!p->port_keys[slot]) break;
+        if (!p->port_keys[slot]) { room = 1; break; }
     }
     int proto = (int)(key >> 32) - 1;
     long port = (long)(uint32_t)key - 1;
@@ -358,7 +364,7 @@ static PyObject *port_tuple(Pipeline *p, uint64_t key) {
     if (!number) return NULL;
     PyObject *t = PyTuple_Pack(2, p->protos[proto], number);
     Py_DECREF(number);
-    if (t && !p->port_keys[slot]) {
+    if (t && room) {
         p->port_keys[slot] = key;
         p->port_tuples[slot] = Py_NewRef(t);
     }
@@ -533,7 +539,7 @@ static int history_expire(Pipeline *p, double now) {
 
 static int history_add(Pipeline *p, const Record *r) {
     HistoryTable *t = &p->history;
-    uint64_t hash = mix64(str_hash(r->src)) | 1;
+    uint64_t hash = mix64(str_hash(r->src));
     size_t slot;
     History *h = history_find(t, hash, r->src, &slot);
     if (!h) {
@@ -587,7 +593,7 @@ static int contacts_reindex(ContactTable *t) {
 static int contact_add(Pipeline *p, const Record *r) {
     ContactTable *t = &p->contacts;
     uint64_t hash = mix64(str_hash(r->src) * 1000003 ^ str_hash(r->dst) * 31 ^ ((uint64_t)r->proto << 20)
-                          ^ (uint64_t)(uint32_t)r->dport) | 1;
+                          ^ (uint64_t)(uint32_t)r->dport);
     size_t s = hash & t->ix.mask;
     for (uint32_t at; (at = t->ix.slots[s]); s = (s + 1) & t->ix.mask) {
         Contact *c = &t->items[at - 1];
@@ -635,7 +641,7 @@ static PyObject *new_candidate(Pipeline *p, double ts, PyObject *src, PyObject *
 /* TriggerHistory.candidates: packets sent from `address` in [start - lookback, start]. */
 static PyObject *candidates_of(Pipeline *p, PyObject *address, double start) {
     size_t slot;
-    History *h = history_find(&p->history, mix64(str_hash(address)) | 1, address, &slot);
+    History *h = history_find(&p->history, mix64(str_hash(address)), address, &slot);
     PyObject *list = PyList_New(0);
     if (!list || !h) return list;
     double earliest = start - p->lookback;
@@ -803,14 +809,21 @@ static const char *small_number(const char *s, const char *end, int max_digits, 
     return t;
 }
 
+/* `[0-9]+`: its end, or NULL */
+static const char *skip_digits(const char *s, const char *end) {
+    const char *t = s;
+    while (t < end && is_digit((unsigned char)*t)) t++;
+    return t > s ? t : NULL;
+}
+
 static const char *find(const char *s, const char *end, const char *needle, size_t n) {
     if (end - s < (long)n) return NULL;
     return memmem(s, (size_t)(end - s), needle, n);
 }
 
+/* Empties the address cache. The last source and destination (recent[]) hold references of
+ * their own and stay: a line may have matched one of them before the other's lookup got here. */
 static int address_ix_reset(Pipeline *p) {
-    Py_CLEAR(p->recent[0].value);
-    Py_CLEAR(p->recent[1].value);
     for (size_t i = 0; i < p->naddresses; i++) Py_XDECREF(p->addresses[i].value);
     p->naddresses = 0;
     memset(p->address_ix.slots, 0, (p->address_ix.mask + 1) * sizeof(uint32_t));
@@ -883,6 +896,7 @@ static PyObject *address(Pipeline *p, const char *s, size_t n, PyObject *parser)
         }
     }
     PyObject *value = (n == 39) ? expanded_ipv6(s) : NULL;
+    if (!value && PyErr_Occurred()) return NULL;
     if (!value) {
         /* Everything but the kernel's expanded IPv6 form: the Python parser decides. */
         PyObject *r = PyObject_CallMethod(parser, "_address", "s#", s, (Py_ssize_t)n);
@@ -1005,7 +1019,9 @@ static int ask_clock(Pipeline *p, const char *stamp, double *wall) {
  * rule depends on the exact sequence of stamps the clock is asked about. */
 static int wall_of_stamp(Pipeline *p, const char *stamp, double *wall) {
     int second = (stamp[13] - '0') * 10 + (stamp[14] - '0');
-    if (!p->by_minute || second > 59) {
+    if (p->by_minute && second > 59)
+        return ask_clock(p, stamp, wall);  /* not a second of that minute (the clock says what): no caching */
+    if (!p->by_minute) {
         if (p->last_stamp_state && memcmp(p->last_stamp, stamp, 15) == 0) {
             *wall = p->last_wall;
             return p->last_stamp_state == 1 ? 0 : 1;
@@ -1055,10 +1071,9 @@ static int parse_record(Pipeline *p, const char *line, const char *end, PyObject
             if (end - s >= 8 && memcmp(s, "kernel: ", 8) == 0) s += 8;
         } else {
             /* /dev/kmsg: `[0-9]+,[0-9]+,(usec),[^;]*;` */
-            long ignored;
-            const char *a = small_number(s, end, 30, &ignored);
+            const char *a = skip_digits(s, end);
             if (!a || a >= end || *a != ',') return LANE_PYTHON;
-            const char *b = small_number(a + 1, end, 30, &ignored);
+            const char *b = skip_digits(a + 1, end);
             if (!b || b >= end || *b != ',') return LANE_PYTHON;
             kmsg = b + 1;
             kmsg_end = kmsg;
@@ -1369,6 +1384,7 @@ static PyObject *Pipeline_start_file(Pipeline *p, PyObject *args) {
     p->have_anchor = anchor != Py_None;
     p->anchor = p->have_anchor ? PyFloat_AsDouble(anchor) : 0.0;
     Py_DECREF(anchor);
+    if (PyErr_Occurred()) { Py_DECREF(syslog); Py_DECREF(iso); return NULL; }
     Py_XSETREF(p->clock, Py_NewRef(clock));
     Py_XSETREF(p->fallback, Py_NewRef(fallback));
     Py_XSETREF(p->syslog_method, syslog);
@@ -1380,6 +1396,8 @@ static PyObject *Pipeline_start_file(Pipeline *p, PyObject *args) {
     p->by_minute = fixed_year == Py_None;
     Py_DECREF(fixed_year);
     address_ix_reset(p);  /* a new stream, a new parser: as the Python lane */
+    Py_CLEAR(p->recent[0].value);
+    Py_CLEAR(p->recent[1].value);
     Py_RETURN_NONE;
 }
 
@@ -1445,6 +1463,10 @@ static int Pipeline_init(Pipeline *p, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"min_ports", "window", "min_hosts", "lookback", "retention", "history_limit",
                              "anchor_slack", "close_pair", "close_sweep", "make_candidate", "bad_timestamp", NULL};
     PyObject *close_pair, *close_sweep, *make_candidate, *bad_timestamp;
+    if (p->addresses) {
+        PyErr_SetString(PyExc_RuntimeError, "Pipeline is initialised once");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "$ldlddldOOOO", kwlist, &p->min_ports, &p->window,
                                      &p->min_hosts, &p->lookback, &p->retention, &p->history_limit,
                                      &p->anchor_slack, &close_pair, &close_sweep, &make_candidate, &bad_timestamp))
