@@ -41,7 +41,7 @@ system-deps:
 	$(call apt_need,$(APT_PACKAGES))
 
 # A C compiler and the Python headers build analyze's compiled lane (appliance/fastlane); without
-# them the build goes on and analyze takes the Python lane, about fifteen times slower.
+# them the build goes on and analyze takes the Python lane, several times slower.
 $(STAMP): pyproject.toml setup.py appliance/fastlane/_fastlane.c
 	$(call apt_need,gcc python3-dev)
 	$(PYTHON) -m venv $(VENV)

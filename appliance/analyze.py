@@ -3,7 +3,7 @@
 The same parse/detect/attribute stages serve the live daemon; this module only drives them
 over files, in time order, and hands the results to the store in batches. They run in one of two
 lanes with the same results: the Python stages themselves, or their compiled copy
-(appliance/fastlane) when it is built, which is about fifteen times faster on large logs.
+(appliance/fastlane) when it is built, more than ten times faster on large logs.
 """
 from __future__ import annotations
 
