@@ -12,7 +12,7 @@
  * Division of work. The C lane takes the lines it is sure about (the common layouts) and hands
  * every other line to the Python parser, so odd wrappers and garbage keep one implementation.
  * Calendar work (syslog year and zone, ISO dates) is asked of the Python LineClock, once per
- * distinct syslog minute. Judging a finished episode (is it dense enough, the Scan it makes) is
+ * distinct syslog minute (second with --year). Judging a finished episode (is it dense enough, the Scan it makes) is
  * Python too: C only hands over the episodes that have enough ports or hosts.
  */
 #define PY_SSIZE_T_CLEAN
