@@ -81,7 +81,7 @@ bench-web: system-deps venv
 # The appliance as a wheel, for ansible/site.yml (harvestwatch_source) and the Vagrant VM: pure
 # Python (no compiled lane), since it is built here for an arm64 Pi.
 wheel: venv
-	rm -f dist/harvestwatch-*.whl
+	rm -rf dist/harvestwatch-*.whl build/lib build/bdist.*  # setuptools' staging: stale files would ship
 	HARVESTWATCH_PURE=1 $(BIN)/pip wheel --quiet --no-deps -w dist .
 
 image-deps:
