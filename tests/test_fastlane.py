@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import random
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -133,26 +134,25 @@ def spell(address, rng):
 
 def wrapper(ts, rng):
     """One of the line wrappers, for epoch second `ts` (boot at 1768262000)."""
-    import time as _time
-    t = _time.gmtime(int(ts))
+    t = time.gmtime(int(ts))
     frac = f"{ts % 1:.6f}"[1:]
     up = f"[{ts - 1768262000:12.6f}] "
     kind = rng.randrange(8)
     if kind == 0:
-        return _time.strftime("%b %d %H:%M:%S", t).replace(" 0", "  ", 1) + " gw kernel: " + up
+        return time.strftime("%b %d %H:%M:%S", t).replace(" 0", "  ", 1) + " gw kernel: " + up
     if kind == 1:
-        return _time.strftime("%b %e %H:%M:%S", t) + " gw kernel: "
+        return time.strftime("%b %e %H:%M:%S", t) + " gw kernel: "
     if kind == 2:
-        return _time.strftime("%Y-%m-%dT%H:%M:%S", t) + frac + "+00:00 gw kernel: "
+        return time.strftime("%Y-%m-%dT%H:%M:%S", t) + frac + "+00:00 gw kernel: "
     if kind == 3:
-        return _time.strftime("%Y-%m-%d %H:%M:%S", t) + rng.choice(["Z", "+0100", "-05:00", ""]) + " gw kernel: "
+        return time.strftime("%Y-%m-%d %H:%M:%S", t) + rng.choice(["Z", "+0100", "-05:00", ""]) + " gw kernel: "
     if kind == 4:
         return f"4,{rng.randrange(10**6)},{int((ts - 1768262000) * 1e6)},-;"
     if kind == 5:
         return up
     if kind == 6:
-        return "kern.log:" + _time.strftime("%b %e %H:%M:%S", t) + " gw kernel: " + up
-    return _time.strftime("%b %e %H:%M:%S", t) + " gw " + up + "gw kernel: "
+        return "kern.log:" + time.strftime("%b %e %H:%M:%S", t) + " gw kernel: " + up
+    return time.strftime("%b %e %H:%M:%S", t) + " gw " + up + "gw kernel: "
 
 
 def record(ts, rng, last):

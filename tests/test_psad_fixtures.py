@@ -2,7 +2,7 @@
 file's scan comes out with the port count psad's own tests give."""
 import pytest
 
-from appliance.capture.files import read_chunks
+from appliance.capture.files import read_blocks
 from appliance.parse.clock import LineClock
 from appliance.parse.netfilter import NetfilterParser
 
@@ -19,8 +19,8 @@ ALL = ["ack_scan_1000_1150", "fin_scan_1000_1150", "fwknop_spa_pkt", "invalid_ic
 def test_every_record_parses(psad_fixture, name):
     parser = NetfilterParser(LineClock(year=2016))
     with open(psad_fixture(name), "rb") as stream:
-        for text in read_chunks(stream):
-            parser.parse_text(text)
+        for block in read_blocks(stream):
+            parser.parse_text(str(block, "utf-8", "replace"))
     records_in_file = sum(1 for line in open(psad_fixture(name), errors="replace") if "SRC=" in line)
     assert not parser.skipped, parser.skipped
     assert parser.records == records_in_file > 0

@@ -63,12 +63,6 @@ def read_blocks(stream: BinaryIO, size: int = CHUNK_BYTES, skipped: Counter | No
         yield memoryview(bytes(buffer[:held]) + b"\n")
 
 
-def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES, skipped: Counter | None = None) -> Iterator[str]:
-    """Text chunks of whole lines; undecodable bytes become U+FFFD rather than errors."""
-    for block in read_blocks(stream, size, skipped):
-        yield str(block, "utf-8", "replace")
-
-
 def head_text(path: str, size: int = 1 << 16) -> str:
     """The first lines of a file (for ordering files by their first timestamp)."""
     try:

@@ -16,7 +16,7 @@ import os
 from collections import Counter
 
 from ..attribute.triggers import PER_ADDRESS_LIMIT, Candidate, TriggerHistory
-from ..detect.scans import Scan, pair_scan, sweep_scan
+from ..detect.scans import pair_scan, sweep_scan
 from ..parse.clock import ANCHOR_SLACK, BadTimestamp, LineClock
 from ..parse.netfilter import NetfilterParser
 
@@ -84,4 +84,4 @@ class CompiledLane:
         return self._pipeline.packets
 
 
-__all__ = ["CompiledLane", "available", "Scan"]
+__all__ = ["CompiledLane", "available"]

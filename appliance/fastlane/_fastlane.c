@@ -660,30 +660,40 @@ static PyObject *candidates_of(Pipeline *p, PyObject *address, double start) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* ScanDetector.feed for one packet. */
-static int detect(Pipeline *p, const Record *r) {
-    double ts = r->ts;
-    if (ts >= p->next_expiry && detector_expire(p, ts) < 0) return -1;
-    Episode *e = p->last_pair;
-    if (!e || !same_str(e->src, r->src) || !same_str(e->dst, r->dst)) {
-        uint64_t hash = pair_hash(r->src, r->dst);
+/* The packet's episode in `table` (the one remembered in *last, or found, or begun), moved on to
+ * time ts and counted: ScanDetector.feed's steps, the same for a pair (dst given) and for a
+ * source's sweep (dst NULL). NULL on error. */
+static Episode *advance_episode(Pipeline *p, EpisodeTable *table, Episode **last, PyObject *src, PyObject *dst,
+                                double ts) {
+    Episode *e = *last;
+    if (!e || !same_str(e->src, src) || (dst && !same_str(e->dst, dst))) {
+        uint64_t hash = pair_hash(src, dst);
         size_t slot;
-        e = table_find(&p->pairs, hash, r->src, r->dst, &slot);
+        e = table_find(table, hash, src, dst, &slot);
         if (!e) {
-            e = episode_new(r->src, r->dst, hash, 0);
-            if (!e) return -1;
+            e = episode_new(src, dst, hash, dst == NULL);
+            if (!e) return NULL;
             episode_reset(e, ts);
-            if (table_append(&p->pairs, e, slot) < 0) return -1;
+            if (table_append(table, e, slot) < 0) return NULL;
         }
-        p->last_pair = e;
+        *last = e;
     }
     if (ts - e->last > p->window) {
-        if (close_episode(p, e) < 0) return -1;
+        if (close_episode(p, e) < 0) return NULL;
         episode_reset(e, ts);
     } else if (ts > e->last) {
         e->last = ts;
     }
     e->packets++;
+    return e;
+}
+
+/* ScanDetector.feed for one packet. */
+static int detect(Pipeline *p, const Record *r) {
+    double ts = r->ts;
+    if (ts >= p->next_expiry && detector_expire(p, ts) < 0) return -1;
+    Episode *e = advance_episode(p, &p->pairs, &p->last_pair, r->src, r->dst, ts);
+    if (!e) return -1;
     int added = portmap_add(&e->seen, port_key(r->proto, r->dport), ts);
     if (added < 0) return -1;
     if (added && (long)e->seen.n == p->min_ports) {
@@ -691,26 +701,8 @@ static int detect(Pipeline *p, const Record *r) {
         if (!e->candidates) return -1;
     }
     if (r->direction == DIR_OUT) return 0;
-    Episode *w = p->last_sweep;
-    if (!w || !same_str(w->src, r->src)) {
-        uint64_t hash = pair_hash(r->src, NULL);
-        size_t slot;
-        w = table_find(&p->sources, hash, r->src, NULL, &slot);
-        if (!w) {
-            w = episode_new(r->src, NULL, hash, 1);
-            if (!w) return -1;
-            episode_reset(w, ts);
-            if (table_append(&p->sources, w, slot) < 0) return -1;
-        }
-        p->last_sweep = w;
-    }
-    if (ts - w->last > p->window) {
-        if (close_episode(p, w) < 0) return -1;
-        episode_reset(w, ts);
-    } else if (ts > w->last) {
-        w->last = ts;
-    }
-    w->packets++;
+    Episode *w = advance_episode(p, &p->sources, &p->last_sweep, r->src, NULL, ts);
+    if (!w) return -1;
     if (hostmap_add(&w->hosts, r->dst, ts) < 0) return -1;
     if (portmap_add(&w->seen, port_key(r->proto, r->dport), ts) < 0) return -1;
     return 0;
@@ -723,7 +715,7 @@ static inline int is_alnum(unsigned char c) {
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 static inline int is_hex(unsigned char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
-/* Python's str.strip() whitespace, ASCII part (lines with other bytes go to the Python lane). */
+/* Python's str.strip() whitespace, ASCII part (a rest with other bytes goes to the Python lane). */
 static inline int py_space(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f); }
 
 static inline const char *skip_token(const char *s, const char *end) {
@@ -1452,12 +1444,6 @@ static PyObject *Pipeline_take_skips(Pipeline *p, PyObject *unused) {
 static PyObject *Pipeline_get_lines(Pipeline *p, void *c) { return PyLong_FromLongLong(p->lines); }
 static PyObject *Pipeline_get_packets(Pipeline *p, void *c) { return PyLong_FromLongLong(p->packets); }
 static PyObject *Pipeline_get_contacts(Pipeline *p, void *c) { return PyLong_FromSize_t(p->contacts.n); }
-static PyObject *Pipeline_get_open(Pipeline *p, void *c) {
-    size_t n = 0;
-    for (Episode *e = p->pairs.head; e; e = e->next) n++;
-    for (Episode *e = p->sources.head; e; e = e->next) n++;
-    return PyLong_FromSize_t(n);
-}
 
 static int Pipeline_init(Pipeline *p, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"min_ports", "window", "min_hosts", "lookback", "retention", "history_limit",
@@ -1539,7 +1525,6 @@ static PyGetSetDef Pipeline_getset[] = {
     {"lines", (getter)Pipeline_get_lines, NULL, "lines read", NULL},
     {"packets", (getter)Pipeline_get_packets, NULL, "packet records found", NULL},
     {"contacts", (getter)Pipeline_get_contacts, NULL, "contacts held", NULL},
-    {"open_episodes", (getter)Pipeline_get_open, NULL, "episodes open", NULL},
     {NULL}
 };
 
