@@ -18,7 +18,7 @@ from typing import Iterator
 
 from ..detect.scans import PORTSCAN, Scan
 from .live import LiveRecords
-from .rows import ports_text, protocols_text, scanner_family, targets_text
+from .rows import ports_text, targets_text
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is (a newer schema, ...): said plainly, nothing changed."""
@@ -220,8 +220,8 @@ class Store(LiveRecords):
 
     @staticmethod
     def _scan_row(scan: Scan, import_id: int | None) -> tuple:
-        return (scan.kind, scan.scanner, scanner_family(scan.scanner), scan.target, scan.start, scan.end,
-                scan.packets, len(scan.ports), ports_text(scan.ports), protocols_text(scan.ports),
+        return (scan.kind, scan.scanner, scan.scanner_net, scan.target, scan.start, scan.end,
+                scan.packets, len(scan.ports), ports_text(scan.ports), json.dumps(scan.protocols),
                 targets_text(scan), import_id)
 
     def _scan_ids(self, scans: list[Scan]) -> list[int]:
