@@ -123,6 +123,31 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
     assert f"  {'2001:db8:bad:1::/64':<24}  addresses  240  scans   240  sweeps   0" in text.getvalue()
 
 
+def test_candidate_ranks_follow_the_evidence_and_change_when_it_does(tmp_path):
+    """Two endpoints with the same record: the one contacted nearer the scan ranks first. Once
+    another scan follows a contact of the farther one, that one ranks first, in the earlier scan too."""
+    from appliance.attribute.triggers import Candidate
+    from appliance.detect.scans import PORTSCAN, Scan
+
+    store = Store(str(tmp_path / "hw.sqlite"))
+    t0, far, near = 1_700_000_000.0, "2001:db8:a::123", "2001:db8:b::53"
+
+    def scan(target, start, *candidates):
+        return Scan(PORTSCAN, "2001:db8:bad::1", target, start, start + 1, 20, [("TCP", p) for p in range(1, 21)],
+                    candidates=[Candidate(start - lag, target, 40000, dst, port, "UDP") for lag, dst, port in candidates])
+
+    def ranks(scan_id):
+        return [(c["dst"], c["rank"]) for c in store.candidates_of(scan_id)]
+
+    (first,) = store.add_scans([scan("2001:db8:1::1", t0, (50, far, 123), (5, near, 53))])
+    store.refresh()
+    assert ranks(first) == [(near, 1), (far, 2)]
+    store.add_scans([scan("2001:db8:1::2", t0 + 600, (40, far, 123))])
+    store.refresh()
+    assert ranks(first) == [(far, 1), (near, 2)]
+    store.close()
+
+
 def test_refresh_while_another_connection_writes(tmp_path, run_cli):
     # The daemon refreshes while its prober and namer threads write through connections of their
     # own: a refresh must wait its turn, never fail with "database is locked".

@@ -331,26 +331,16 @@ class Store(LiveRecords):
     def _rank_candidates(self) -> None:
         """Rank each scan's candidate endpoints: the endpoint whose contacts were most often
         followed by a scan first (hit rate, smoothed so one lucky contact is not 100 %), then the
-        suspects score, then the shortest lag; equal ones in endpoint order."""
-        db = self.db
-        rows = db.execute(
-            "SELECT h.scan_id, h.proto, h.dst, h.dport, h.lag, h.rank, x.scans, x.exposures, x.score "
-            "FROM temp.hits h JOIN suspects x ON x.proto = h.proto AND x.dst = h.dst "
-            "AND x.dport = ifnull(h.dport, ?) ORDER BY h.scan_id, h.proto, h.dst, h.dport", (NO_PORT,))
-        changed = []
-        for scan_id, endpoints in groupby(rows, key=itemgetter(0)):
-            ordered = sorted(endpoints, key=lambda e: (-(e[6] + 1) / (e[7] + 2), -e[8], e[4]))
-            changed += [(rank, scan_id, proto, dst, dport)
-                        for rank, (_, proto, dst, dport, _, stored, *_) in enumerate(ordered, start=1)
-                        if rank != stored]
-            if len(changed) >= 10000:
-                self._write_ranks(changed)
-        self._write_ranks(changed)
-
-    def _write_ranks(self, changed: list) -> None:
-        self.db.executemany("UPDATE candidates SET rank=? WHERE scan_id=? AND proto=? AND dst=? AND dport IS ?",
-                            changed)
-        changed.clear()
+        suspects score, then the shortest lag; equal ones in endpoint order. One statement: only
+        ranks that change are written, and no row comes into Python."""
+        self.db.execute(
+            "WITH ranked AS (SELECT h.scan_id, h.proto, h.dst, h.dport, h.rank AS stored, row_number() OVER ("
+            "    PARTITION BY h.scan_id ORDER BY (x.scans + 1.0) / (x.exposures + 2) DESC, x.score DESC, h.lag, "
+            "    h.proto, h.dst, h.dport) AS rank "
+            "  FROM temp.hits h JOIN suspects x ON x.proto = h.proto AND x.dst = h.dst AND x.dport = ifnull(h.dport, ?)) "
+            "UPDATE candidates SET rank = r.rank FROM ranked r WHERE r.rank IS NOT r.stored "
+            "AND candidates.scan_id = r.scan_id AND candidates.proto = r.proto AND candidates.dst = r.dst "
+            "AND candidates.dport IS r.dport", (NO_PORT,))
 
     def _attribute_probe_scans(self) -> set[int]:
         """Scans of a probe address within its observation window: the ledger names the one
