@@ -142,9 +142,12 @@ NO_PORT = -1
 # A scan's candidates as the reports list them: most likely trigger first, then by time (the
 # other columns only make the order of same-time packets of one endpoint deterministic).
 CANDIDATE_ORDER = "rank, ts, src, sport, dst, dport, proto"
-# Suspects as the reports list them: the order of candidate ranks (smoothed hit rate, then score,
-# then lag), then the endpoint, so that ties come out the same however the rows were found.
-SUSPECT_ORDER = "(scans + 1.0) / (exposures + 2) DESC, score DESC, min_lag, proto, dst, dport"
+# The stronger suspect first (columns of `suspects`): the higher hit rate (scans an endpoint preceded
+# per address that contacted it, smoothed so that one lucky contact is not 100 %), then score.
+SUSPICION_ORDER = "(scans + 1.0) / (exposures + 2) DESC, score DESC"
+# Suspects as the reports list them: the order of candidate ranks (suspicion, then lag), then the
+# endpoint, so that ties come out the same however the rows were found.
+SUSPECT_ORDER = f"{SUSPICION_ORDER}, min_lag, proto, dst, dport"
 
 
 class Store(LiveRecords):
@@ -335,8 +338,7 @@ class Store(LiveRecords):
         ranks that change are written, and no row comes into Python."""
         self.db.execute(
             "WITH ranked AS (SELECT h.scan_id, h.proto, h.dst, h.dport, h.rank AS stored, row_number() OVER ("
-            "    PARTITION BY h.scan_id ORDER BY (x.scans + 1.0) / (x.exposures + 2) DESC, x.score DESC, h.lag, "
-            "    h.proto, h.dst, h.dport) AS rank "
+            f"    PARTITION BY h.scan_id ORDER BY {SUSPICION_ORDER}, h.lag, h.proto, h.dst, h.dport) AS rank "
             "  FROM temp.hits h JOIN suspects x ON x.proto = h.proto AND x.dst = h.dst AND x.dport = ifnull(h.dport, ?)) "
             "UPDATE candidates SET rank = r.rank FROM ranked r WHERE r.rank IS NOT r.stored "
             "AND candidates.scan_id = r.scan_id AND candidates.proto = r.proto AND candidates.dst = r.dst "
