@@ -12,6 +12,9 @@ prefixes. It contains:
 * noise: ordinary outbound traffic from addresses that are never scanned, background radiation
   (single stray packets), other kernel messages, truncated records and binary garbage.
 
+Every 40-second episode holds a scan or a sweep, unless `quiet` asks for that many episodes of
+noise alone after each one: the log of a busy LAN, with fewer scans and more contacts per line.
+
 The ground truth (each triggered scan's target and true trigger endpoint) is written as JSON.
 """
 from __future__ import annotations
@@ -116,18 +119,25 @@ def noise_events(rng, t0, span):
     return events
 
 
-def generate(out, lines: int, seed: int = 1) -> dict:
-    """Write about `lines` lines to `out`; return the ground truth."""
+def generate(out, lines: int, seed: int = 1, quiet: int = 0) -> dict:
+    """Write about `lines` lines to `out`; return the ground truth. `quiet`: episodes of noise
+    alone after each episode with a scan or sweep."""
+    if quiet < 0:
+        raise ValueError("quiet must be 0 or more")
     rng = random.Random(seed)
     writer = Writer(out)
     truth = {"triggered": [], "untriggered": [], "sweeps": []}
     t = START
     while writer.lines < lines:
         block = []
-        for _ in range(50):  # 50 episodes a block, then a quiet gap so blocks never interleave
-            kind = rng.random()
+        for episode in range(50):  # 50 episodes a block, then a quiet gap so blocks never interleave
+            scanned = episode % (quiet + 1) == 0
+            kind = rng.random() if scanned else None
             span = 40.0
             block.extend(noise_events(rng, t, span))
+            if not scanned:
+                t += span
+                continue
             if kind < 0.8:
                 address = random_address(rng)
                 contact = t + rng.uniform(0, 5)
@@ -175,10 +185,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", "-o", default="-", help="log file to write (default: stdout)")
     parser.add_argument("--truth", help="write the ground truth JSON here")
+    parser.add_argument("--quiet", type=int, default=0, metavar="N",
+                        help="episodes of noise alone after each scan or sweep (default 0: a busy LAN has more)")
     args = parser.parse_args(argv)
+    if args.quiet < 0:
+        parser.error("--quiet must be 0 or more")
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     try:
-        truth = generate(out, args.lines, args.seed)
+        truth = generate(out, args.lines, args.seed, args.quiet)
     finally:
         if out is not sys.stdout:
             out.close()

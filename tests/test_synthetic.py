@@ -8,11 +8,13 @@ import pytest
 from appliance.synthlog import generate
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
+# A scan in every episode (the benchmark's log), and a busy LAN: five episodes of noise alone
+# after each scan, so that most contacts come from addresses nobody scans.
+@pytest.fixture(scope="module", params=[0, 5], ids=["scan-every-episode", "busy-lan"])
+def synthetic(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("synth")
     buffer = io.StringIO()
-    truth = generate(buffer, 60_000, seed=11)
+    truth = generate(buffer, 60_000, seed=11, quiet=request.param)
     (folder / "kern.log").write_text(buffer.getvalue())
     return folder / "kern.log", truth
 
@@ -21,7 +23,7 @@ def test_true_trigger_ranked_first(synthetic, analyze_json):
     log, truth = synthetic
     doc, err = analyze_json(log)
     scans = {(s["target"], s["scanner"]): s for s in doc["scans"]}
-    assert len(truth["triggered"]) > 300
+    assert len(truth["triggered"]) > 200
     for expected in truth["triggered"]:
         scan = scans[(expected["target"], expected["scanner"])]
         assert scan["port_count"] == expected["ports"]

@@ -5,7 +5,9 @@ nothing (speed goals are read from the figures, not enforced by tests).
 Runs: the yardstick; `analyze` as a user runs it (text report, temporary store) and with
 `--json --db`; the parse -> detect -> attribute stages alone (no store, no report), to show where
 the time goes; and `analyze` again in the Python lane (HARVESTWATCH_PURE=1), the reference the
-compiled lane is held to."""
+compiled lane is held to; and `analyze` on the log of a busy LAN (the same generator with fewer
+scans, so that more of its lines are ordinary contacts, each stored once), where storing contacts
+takes most of the time."""
 import argparse
 import os
 import subprocess
@@ -56,6 +58,27 @@ def measure(argv, env=None):
     return elapsed, usage.ru_maxrss / 1024, err.strip().splitlines()[-1] if err.strip() else ""
 
 
+# The busy-LAN log: eleven episodes of noise alone after each scan or sweep (a twelfth of the
+# benchmark log's scans, each line more likely an ordinary contact of an address nobody scans).
+BUSY_QUIET = 11
+
+
+def synthetic_log(work, lines, seed, quiet=0):
+    """The synthetic log of these settings, generated once and kept in `work`."""
+    log = os.path.join(work, f"bench-{lines}-{seed}.log" if not quiet else f"busy-{lines}-{seed}-{quiet}.log")
+    if not os.path.exists(log):
+        print(f"generating {log} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "appliance.synthlog", "--lines", str(lines), "--seed", str(seed),
+                        "--quiet", str(quiet), "-o", log + ".part"], check=True)
+        os.replace(log + ".part", log)
+    return log
+
+
+def count_lines(path):
+    with open(path, "rb") as log:
+        return sum(1 for _ in log)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -63,13 +86,9 @@ def main():
     parser.add_argument("--work", default=tempfile.gettempdir())
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    log = os.path.join(args.work, f"bench-{args.lines}-{args.seed}.log")
-    if not os.path.exists(log):
-        print(f"generating {log} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "appliance.synthlog", "--lines", str(args.lines),
-                        "--seed", str(args.seed), "-o", log + ".part"], check=True)
-        os.replace(log + ".part", log)
-    lines = sum(1 for _ in open(log, "rb"))
+    log = synthetic_log(args.work, args.lines, args.seed)
+    busy = synthetic_log(args.work, args.lines, args.seed, quiet=BUSY_QUIET)
+    lines, busy_lines = count_lines(log), count_lines(busy)
     size = os.path.getsize(log) / 2**20
     print(f"input: {log}: {lines} lines, {size:.0f} MiB, {os.cpu_count()} CPUs")
     from appliance import fastlane
@@ -78,18 +97,21 @@ def main():
     pure = dict(os.environ, HARVESTWATCH_PURE="1")
     with tempfile.TemporaryDirectory() as scratch:
         runs = [
-            ("yardstick: bare one-regex Python pass", [sys.executable, "-c", YARDSTICK, log], None),
+            ("yardstick: bare one-regex Python pass", [sys.executable, "-c", YARDSTICK, log], None, lines),
             ("harvestwatch analyze (text report, temporary store)",
-             [sys.executable, "-m", "appliance", "analyze", log], None),
+             [sys.executable, "-m", "appliance", "analyze", log], None, lines),
             ("harvestwatch analyze --json --db", [sys.executable, "-m", "appliance", "analyze", "--json", "--db",
-                                                  os.path.join(scratch, "bench.sqlite"), log], None),
-            ("  parse -> detect -> attribute alone (no store/report)", [sys.executable, "-c", STAGES_ONLY, log], None),
+                                                  os.path.join(scratch, "bench.sqlite"), log], None, lines),
+            ("  parse -> detect -> attribute alone (no store/report)", [sys.executable, "-c", STAGES_ONLY, log],
+             None, lines),
             ("harvestwatch analyze, Python lane (HARVESTWATCH_PURE=1)",
-             [sys.executable, "-m", "appliance", "analyze", log], pure),
+             [sys.executable, "-m", "appliance", "analyze", log], pure, lines),
+            (f"harvestwatch analyze, busy-LAN log ({busy_lines} lines)",
+             [sys.executable, "-m", "appliance", "analyze", busy], None, busy_lines),
         ]
-        for name, argv, env in runs:
+        for name, argv, env, count in runs:
             seconds, rss, last = measure(argv, env)
-            print(f"{name:55s} {seconds:7.2f} s  {lines / seconds:10,.0f} lines/s  max RSS {rss:6.1f} MiB")
+            print(f"{name:55s} {seconds:7.2f} s  {count / seconds:10,.0f} lines/s  max RSS {rss:6.1f} MiB")
             if last:
                 print(f"    {last}")
 
