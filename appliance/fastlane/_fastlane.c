@@ -48,6 +48,14 @@ static int index_init(Index *ix, size_t want) {
 }
 static void index_free(Index *ix) { PyMem_Free(ix->slots); ix->slots = NULL; ix->mask = 0; }
 
+/* `block` resized to `count` items of `size` bytes; NULL, with MemoryError set, if it cannot be
+ * (the block is then left as it was). */
+static void *grown(void *block, size_t count, size_t size) {
+    void *bigger = PyMem_Realloc(block, count * size);
+    if (!bigger) PyErr_NoMemory();
+    return bigger;
+}
+
 static inline uint64_t mix64(uint64_t x) {
     x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
     return x;
@@ -98,11 +106,11 @@ static int portmap_add(PortMap *m, uint64_t key, double ts) {
         if (m->keys[at - 1] == key) return 0;
     if (m->n == m->cap) {
         size_t cap = m->cap * 2;
-        uint64_t *k = PyMem_Realloc(m->keys, cap * sizeof(uint64_t));
-        if (!k) { PyErr_NoMemory(); return -1; }
+        uint64_t *k = grown(m->keys, cap, sizeof *k);
+        if (!k) return -1;
         m->keys = k;
-        double *f = PyMem_Realloc(m->first, cap * sizeof(double));
-        if (!f) { PyErr_NoMemory(); return -1; }
+        double *f = grown(m->first, cap, sizeof *f);
+        if (!f) return -1;
         m->first = f;
         m->cap = cap;
         m->keys[m->n] = key; m->first[m->n] = ts; m->n++;
@@ -140,11 +148,11 @@ static int hostmap_add(HostMap *m, PyObject *host, double ts) {
         if (same_str(m->keys[at - 1], host)) return 0;
     if (m->n == m->cap) {
         size_t cap = m->cap * 2;
-        PyObject **k = PyMem_Realloc(m->keys, cap * sizeof(PyObject *));
-        if (!k) { PyErr_NoMemory(); return -1; }
+        PyObject **k = grown(m->keys, cap, sizeof *k);
+        if (!k) return -1;
         m->keys = k;
-        double *f = PyMem_Realloc(m->first, cap * sizeof(double));
-        if (!f) { PyErr_NoMemory(); return -1; }
+        double *f = grown(m->first, cap, sizeof *f);
+        if (!f) return -1;
         m->first = f;
         m->cap = cap;
         Py_INCREF(host);
@@ -313,8 +321,8 @@ static int table_reindex(EpisodeTable *t) {
     if ((n + 1) * 2 > t->cap) {
         size_t cap = t->cap ? t->cap : 64;
         while (cap < (n + 1) * 2) cap *= 2;
-        Episode **items = PyMem_Realloc(t->items, cap * sizeof(Episode *));
-        if (!items) { PyErr_NoMemory(); return -1; }
+        Episode **items = grown(t->items, cap, sizeof *items);
+        if (!items) return -1;
         t->items = items; t->cap = cap;
     }
     index_free(&t->ix);
@@ -549,8 +557,8 @@ static int history_add(Pipeline *p, const Record *r) {
         Py_INCREF(r->src); h->src = r->src;
         if (t->n == t->cap) {
             size_t cap = t->cap ? t->cap * 2 : 64;
-            History **items = PyMem_Realloc(t->items, cap * sizeof(History *));
-            if (!items) { PyErr_NoMemory(); history_free(h); return -1; }
+            History **items = grown(t->items, cap, sizeof *items);
+            if (!items) { history_free(h); return -1; }
             t->items = items; t->cap = cap;
             t->items[t->n++] = h;
             if (history_reindex(t) < 0) return -1;
@@ -607,8 +615,8 @@ static int contact_add(Pipeline *p, const Record *r) {
     Contact c = {hash, Py_NewRef(r->src), Py_NewRef(r->dst), r->proto, r->dport, r->ts, r->ts};
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 1024;
-        Contact *items = PyMem_Realloc(t->items, cap * sizeof(Contact));
-        if (!items) { PyErr_NoMemory(); Py_DECREF(c.src); Py_DECREF(c.dst); return -1; }
+        Contact *items = grown(t->items, cap, sizeof *items);
+        if (!items) { Py_DECREF(c.src); Py_DECREF(c.dst); return -1; }
         t->items = items; t->cap = cap;
         t->items[t->n++] = c;
         return contacts_reindex(t);
@@ -1330,8 +1338,8 @@ static PyObject *Pipeline_feed(Pipeline *p, PyObject *arg) {
             p->lines++;
             if (p->nrecords == p->records_cap) {
                 size_t cap = p->records_cap ? p->records_cap * 2 : 1024;
-                Record *records = PyMem_Realloc(p->records, cap * sizeof(Record));
-                if (!records) { PyErr_NoMemory(); failed = 1; break; }
+                Record *records = grown(p->records, cap, sizeof *records);
+                if (!records) { failed = 1; break; }
                 p->records = records; p->records_cap = cap;
             }
             Record *r = &p->records[p->nrecords];
