@@ -1,6 +1,7 @@
 """What the live appliance keeps: the probe ledger, verdicts per server, gaps, scans that grow."""
 from appliance.attribute.triggers import Candidate
 from appliance.detect.scans import PORTSCAN, Scan
+from appliance.report.evidence import scan_document
 from appliance.store.db import CERTAIN, Store
 
 HARV, HONEST, OTHER = "2001:db8:f00d::123", "2001:db8:a1::123", "2001:db8:a2::123"
@@ -36,9 +37,9 @@ def test_a_scan_of_a_probe_address_names_its_server_even_hours_later(tmp_path):
     scans = store.scans()
     assert [s["attribution"] for s in scans] == [CERTAIN, CERTAIN]
     assert all(s["probe_id"] == 1 for s in scans)
-    second = store.candidates_of(scans[1]["id"])
+    second = scan_document(store, scans[1])["candidates"]
     assert [(c["dst"], c["dport"], round(c["lag"])) for c in second] == [(HARV, 321, 3 * 3600 - 10)]
-    assert len(store.candidates_of(scans[0]["id"])) == 1  # the logged packet, not a second copy
+    assert len(scan_document(store, scans[0])["candidates"]) == 1  # the logged packet, not a second copy
 
     verdicts = {v["server"]: v for v in store.server_verdicts()}
     assert verdicts[HARV]["verdict"] == "harvester"

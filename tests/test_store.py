@@ -128,6 +128,7 @@ def test_candidate_ranks_follow_the_evidence_and_change_when_it_does(tmp_path):
     another scan follows a contact of the farther one, that one ranks first, in the earlier scan too."""
     from appliance.attribute.triggers import Candidate
     from appliance.detect.scans import PORTSCAN, Scan
+    from appliance.report.evidence import scan_document
 
     store = Store(str(tmp_path / "hw.sqlite"))
     t0, far, near = 1_700_000_000.0, "2001:db8:a::123", "2001:db8:b::53"
@@ -137,7 +138,8 @@ def test_candidate_ranks_follow_the_evidence_and_change_when_it_does(tmp_path):
                     candidates=[Candidate(start - lag, target, 40000, dst, port, "UDP") for lag, dst, port in candidates])
 
     def ranks(scan_id):
-        return [(c["dst"], c["rank"]) for c in store.candidates_of(scan_id)]
+        (row,) = store.scans([scan_id])
+        return [(c["dst"], c["rank"]) for c in scan_document(store, row)["candidates"]]
 
     (first,) = store.add_scans([scan("2001:db8:1::1", t0, (50, far, 123), (5, near, 53))])
     store.refresh()

@@ -428,10 +428,6 @@ class Store(LiveRecords):
         cursor.row_factory = None
         return (scanner for scanner, in cursor)
 
-    def candidates_of(self, scan_id: int) -> list[sqlite3.Row]:
-        return self.db.execute(f"SELECT * FROM candidates WHERE scan_id=? ORDER BY {CANDIDATE_ORDER}",
-                               (scan_id,)).fetchall()
-
     def candidates_of_scans(self, scan_ids: list[int]) -> dict[int, list[tuple]]:
         """{scan id: [(scan id, rank, ts, lag, src, sport, dst, dport, proto), ...]} in rank order,
         in one query per 500 scans (the reports list thousands of scans)."""
