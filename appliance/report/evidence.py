@@ -32,10 +32,9 @@ def endpoint_text(proto: str, dst: str, dport: int | None) -> str:
     return f"{host}:{dport}/{proto}" if dport is not None and dport != NO_PORT else f"{host}/{proto}"
 
 
-def scan_document(store: Store, row, candidates: list | None = None) -> dict:
-    """`candidates`: the scan's rows from `Store.candidates_of_scans`, when already fetched."""
-    if candidates is None and row["kind"] != "sweep":
-        candidates = store.candidates_of_scans([row["id"]]).get(row["id"], [])
+def scan_document(store: Store, row) -> dict:
+    """One scan's whole document (the reports build theirs from scan_documents, many at a time)."""
+    candidates = [] if row["kind"] == "sweep" else store.candidates_of_scans([row["id"]]).get(row["id"], [])
     return {**scan_head(row), "ports": ports_list(row), **scan_tail(row, candidates)}
 
 
