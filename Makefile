@@ -40,9 +40,9 @@ endef
 system-deps:
 	$(call apt_need,$(APT_PACKAGES))
 
-# A C compiler and the Python headers build analyze's compiled lane (appliance/fastlane); without
-# them the build goes on and analyze takes the Python lane, several times slower.
-$(STAMP): pyproject.toml setup.py appliance/fastlane/_fastlane.c
+# A C compiler and the Python headers build the parser's one C speed-up (appliance/parse/_speedups.c);
+# without them the build goes on and its Python twin runs, several times slower on large logs.
+$(STAMP): pyproject.toml setup.py appliance/parse/_speedups.c
 	$(call apt_need,gcc python3-dev)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

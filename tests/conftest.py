@@ -35,3 +35,15 @@ def analyze_json(run_cli):
         assert code == 0, err
         return json.loads(out), err
     return run
+
+
+@pytest.fixture(params=["python", "c"])
+def twin(request, monkeypatch):
+    """Runs a parse test under each twin of the parser's `line_fields`: the Python one, and the C
+    leaf (skipped where it is not built)."""
+    from appliance.parse import netfilter
+    if request.param == "c" and netfilter.c_line_fields is None:
+        pytest.skip("the parser's C leaf is not built (no C compiler at install time, or HARVESTWATCH_PURE)")
+    monkeypatch.setattr(netfilter, "line_fields",
+                        netfilter.c_line_fields if request.param == "c" else netfilter.py_line_fields)
+    return request.param

@@ -1,11 +1,15 @@
 """Arbitrary text and bytes never crash the parser or the pipeline; every line is accounted for."""
 import gzip
 
-from hypothesis import given, settings, strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from appliance.parse.clock import LineClock
 from appliance.parse.netfilter import NetfilterParser
 from test_parse import V6_BODY
+
+# Every test here runs under both twins of the parser (conftest.twin).
+pytestmark = pytest.mark.usefixtures("twin")
 
 GOOD = f"Jan 13 19:33:10 pi kernel: [ 1.0] HW-IN {V6_BODY}"
 fragments = st.sampled_from(["IN=", "OUT=", "SRC=", "DST=", "PROTO=", "SPT=", "DPT=", "TYPE=", " ", "\n", ":",
@@ -14,7 +18,7 @@ fragments = st.sampled_from(["IN=", "OUT=", "SRC=", "DST=", "PROTO=", "SPT=", "D
 line_soup = st.lists(st.one_of(fragments, st.text(max_size=30)), max_size=40).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(line_soup)
 def test_parser_never_raises_on_text(text):
     parser = NetfilterParser(LineClock(year=2016))
@@ -26,7 +30,7 @@ def test_parser_never_raises_on_text(text):
         assert isinstance(packet.ts, float) and packet.src and packet.dst and packet.proto
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=2000))
 def test_pipeline_never_raises_on_bytes(tmp_path_factory, data):
     from appliance.cli import main

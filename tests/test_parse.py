@@ -8,6 +8,9 @@ from appliance.parse.clock import LineClock, resolve_zone
 from appliance.parse.netfilter import (FORWARDED, INBOUND, OUTBOUND, NetfilterParser, normalize_address,
                                        summarize_skips)
 
+# Every test here runs under both twins of the parser (conftest.twin).
+pytestmark = pytest.mark.usefixtures("twin")
+
 V6_BODY = ("IN=eth0 OUT= MAC=b8:27:eb:00:00:01:f8:1a:67:00:00:02:86:dd "
            "SRC=2001:0db8:0800:0010:0000:0000:0970:a001 DST=2001:0db8:0001:0001:7c0d:e6cb:8719:7d94 "
            "LEN=60 TC=0 HOPLIMIT=51 FLOWLBL=0 PROTO=TCP SPT=41234 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0")
@@ -33,6 +36,7 @@ def test_wrappers_give_the_same_packet(line, expected_ts):
     assert packet.ts == pytest.approx(expected_ts)
     assert (packet.src, packet.dst) == ("2001:db8:800:10::970:a001", "2001:db8:1:1:7c0d:e6cb:8719:7d94")
     assert (packet.proto, packet.sport, packet.dport, packet.direction) == ("TCP", 41234, 22, INBOUND)
+    assert packet.direction is INBOUND  # the detector compares directions by identity
     assert packet.prefix == "HW-IN"
     assert not parser.skipped
 

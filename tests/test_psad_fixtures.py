@@ -6,6 +6,9 @@ from appliance.capture.files import read_blocks
 from appliance.parse.clock import LineClock
 from appliance.parse.netfilter import NetfilterParser
 
+# Every test here runs under both twins of the parser (conftest.twin).
+pytestmark = pytest.mark.usefixtures("twin")
+
 ALL = ["ack_scan_1000_1150", "fin_scan_1000_1150", "fwknop_spa_pkt", "invalid_icmp_type_code", "ipv4_igmp",
        "ipv4_valid_ping", "ipv6_invalid_icmp6_type_code", "ipv6_ms_sql_server_sig_match", "ipv6_ping_scan",
        "ipv6_tcp_connect_nmap_default_scan", "mirai_default_credentials_scan", "ms_sql_server_sig_match",
@@ -20,7 +23,7 @@ def test_every_record_parses(psad_fixture, name):
     parser = NetfilterParser(LineClock(year=2016))
     with open(psad_fixture(name), "rb") as stream:
         for block in read_blocks(stream):
-            parser.parse_text(str(block, "utf-8", "replace"))
+            parser.parse(block)
     records_in_file = sum(1 for line in open(psad_fixture(name), errors="replace") if "SRC=" in line)
     assert not parser.skipped, parser.skipped
     assert parser.records == records_in_file > 0

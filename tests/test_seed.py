@@ -1,7 +1,12 @@
 """The seed's three Detective results, rebuilt as kernel log lines, come out the same."""
 import random
 
+import pytest
+
 from appliance.synthlog import expand
+
+# Every test here runs under both twins of the parser (conftest.twin).
+pytestmark = pytest.mark.usefixtures("twin")
 
 PREFIX = "2001:db8:1:1:"  # the seed's redacted "my:prefix:my:prefix"
 SEED_SCANS = [

@@ -7,6 +7,9 @@ import pytest
 
 from appliance.synthlog import generate
 
+# Every test here runs under both twins of the parser (conftest.twin).
+pytestmark = pytest.mark.usefixtures("twin")
+
 
 # A scan in every episode (the benchmark's log), and a busy LAN: five episodes of noise alone
 # after each scan, so that most contacts come from addresses nobody scans.

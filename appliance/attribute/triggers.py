@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
-from ..parse.netfilter import FORWARDED, OUTBOUND, Packet
+from ..packet import FORWARDED, OUTBOUND, Packet
 
 # A busy address (a LAN host behind a router) keeps its last this-many packets only.
 PER_ADDRESS_LIMIT = 512

@@ -63,13 +63,12 @@ def read_blocks(stream: BinaryIO, size: int = CHUNK_BYTES, skipped: Counter | No
         yield memoryview(bytes(buffer[:held]) + b"\n")
 
 
-def head_text(path: str, size: int = 1 << 16) -> str:
-    """The first lines of a file (for ordering files by their first timestamp)."""
+def head_block(path: str, size: int = 1 << 16) -> bytes:
+    """The first whole lines of a file (for ordering files by their first timestamp)."""
     try:
         with open_log(path) as stream:
             data = stream.read(size)
     except (OSError, EOFError, gzip.BadGzipFile):
-        return ""
-    cut = data.rfind(b"\n") + 1
-    return data[:cut].decode("utf-8", "replace") if cut else ""
+        return b""
+    return data[:data.rfind(b"\n") + 1]
 

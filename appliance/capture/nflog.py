@@ -22,7 +22,7 @@ import socket
 import struct
 import time
 
-from ..parse.netfilter import FORWARDED, INBOUND, OUTBOUND, Packet
+from ..packet import FORWARDED, INBOUND, OUTBOUND, Packet
 
 NETLINK_NETFILTER = 12
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux value; Python 3.11 lacks the name

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Callable
 
-from ..parse.netfilter import INBOUND, FORWARDED, Packet
+from ..packet import FORWARDED, INBOUND, Packet
 
 PORTSCAN, SWEEP = "portscan", "sweep"
 SWEEP_TARGET = "*"
@@ -93,15 +93,22 @@ class ScanDetector:
     def feed(self, packets: list[Packet]) -> None:
         pairs, sources = self._pairs, self._sources
         window, min_ports = self.window, self.min_ports
+        next_expiry = self._next_expiry
+        # A scan arrives as a run of packets of one pair (and of one source): the episodes of the
+        # last pair and source are kept at hand, which spares most packets a dictionary look-up.
+        pair_src = pair_dst = sweep_src = episode = sweep = None
         for ts, src, dst, proto, _sport, dport, direction, _prefix in packets:
-            if ts >= self._next_expiry:
+            if ts >= next_expiry:
                 self._expire(ts)
-            key = (src, dst)
-            episode = pairs.get(key)
+                next_expiry = self._next_expiry
+                pair_src = sweep_src = None  # what was at hand may have been closed
+            if src is not pair_src or dst is not pair_dst:
+                pair_src, pair_dst = src, dst
+                episode = pairs.get((src, dst))
             if episode is None or ts - episode[_LAST] > window:
                 if episode is not None:
                     self._close_pair(episode)
-                episode = pairs[key] = [ts, ts, {}, 0, src, dst, None]
+                episode = pairs[src, dst] = [ts, ts, {}, 0, src, dst, None]
             elif ts > episode[_LAST]:
                 episode[_LAST] = ts
             episode[_PACKETS] += 1
@@ -112,7 +119,9 @@ class ScanDetector:
                 if len(seen) == min_ports:
                     episode[_CANDIDATES] = self.candidates(dst, episode[_START])
             if direction is INBOUND or direction is FORWARDED:
-                sweep = sources.get(src)
+                if src is not sweep_src:
+                    sweep_src = src
+                    sweep = sources.get(src)
                 if sweep is None or ts - sweep[_LAST] > window:
                     if sweep is not None:
                         self._close_sweep(sweep)
@@ -164,33 +173,22 @@ class ScanDetector:
             self.emit(scan)
 
     def _pair_scan(self, episode: list) -> Scan | None:
+        """A (source, destination) episode -> a portscan, if `min_ports` of its distinct ports were
+        first seen within one window."""
         seen = episode[_SEEN]
-        return pair_scan(episode[_SRC], episode[_DST], episode[_START], episode[_LAST], episode[_PACKETS],
-                         list(seen), list(seen.values()), episode[_CANDIDATES], self.min_ports, self.window)
+        # Most episodes are ordinary traffic, a port or two: those cost one len() here.
+        if len(seen) < self.min_ports or not dense_enough(list(seen.values()), self.min_ports, self.window):
+            return None
+        return Scan(PORTSCAN, episode[_SRC], episode[_DST], episode[_START], episode[_LAST], episode[_PACKETS],
+                    sorted_ports(seen), candidates=episode[_CANDIDATES] or [])
 
     def _sweep_scan(self, episode: list) -> Scan | None:
-        return sweep_scan(episode[_SRC], episode[_START], episode[_LAST], episode[_PACKETS], episode[_SEEN],
-                          episode[_PORTS], self.min_hosts, self.window)
-
-
-# Judging a finished episode: shared with the compiled lane (appliance/fastlane), which keeps
-# its episodes in C and hands them over here.
-def pair_scan(src: str, dst: str, start: float, last: float, packets: int, ports: list, first_seen: list,
-              candidates: list | None, min_ports: int, window: float) -> Scan | None:
-    """A (source, destination) episode -> a portscan, if `min_ports` of its distinct ports were
-    first seen within one window (`first_seen`: their first-seen times)."""
-    if len(ports) < min_ports or not dense_enough(first_seen, min_ports, window):
-        return None
-    return Scan(PORTSCAN, src, dst, start, last, packets, sorted_ports(ports), candidates=candidates or [])
-
-
-def sweep_scan(src: str, start: float, last: float, packets: int, hosts: dict, ports,
-               min_hosts: int, window: float) -> Scan | None:
-    """A source's episode -> a sweep, if `min_hosts` destinations ({host: first seen}) came within a window."""
-    if len(hosts) < min_hosts or not dense_enough(list(hosts.values()), min_hosts, window):
-        return None
-    return Scan(SWEEP, src, SWEEP_TARGET, start, last, packets, sorted_ports(ports),
-                targets=sorted(hosts, key=hosts.get))
+        """A source's episode -> a sweep, if `min_hosts` destinations came within one window."""
+        hosts = episode[_SEEN]
+        if len(hosts) < self.min_hosts or not dense_enough(list(hosts.values()), self.min_hosts, self.window):
+            return None
+        return Scan(SWEEP, episode[_SRC], SWEEP_TARGET, episode[_START], episode[_LAST], episode[_PACKETS],
+                    sorted_ports(episode[_PORTS]), targets=sorted(hosts, key=hosts.get))
 
 
 def sorted_ports(ports) -> list:

@@ -68,6 +68,7 @@ class LineClock:
         self._year_bump = 0
         self._syslog_cache: dict[str, float] = {}
         self._iso_cache: dict[str, float] = {}
+        self._last_stamp, self._last_wall = "", 0.0  # a log's records come many to a second
         self.anchor: float | None = None
 
     # -- syslog ----------------------------------------------------------------------------
@@ -76,6 +77,23 @@ class LineClock:
         cached = self._syslog_cache.get(stamp)
         if cached is not None:
             return cached
+        second = int(stamp[13:15]) if stamp[13:15].isdigit() else 60
+        if self.fixed_year is None and second < 60:
+            # A log holds a few records a second over days: the calendar is asked once a minute
+            # (zones change their offset on whole minutes). With --year every stamp is asked,
+            # as the year's rollover follows the exact sequence of stamps.
+            minute = stamp[:12]
+            start = self._syslog_cache.get(minute)
+            if start is None:
+                start = self._calendar(stamp[:13] + "00")
+                self._remember(self._syslog_cache, minute, start)
+            value = start + second
+        else:
+            value = self._calendar(stamp)
+        self._remember(self._syslog_cache, stamp, value)
+        return value
+
+    def _calendar(self, stamp: str) -> float:
         month = MONTHS.get(stamp[:3])
         if month is None:
             raise BadTimestamp(f"unknown month in {stamp!r}")
@@ -83,13 +101,15 @@ class LineClock:
         try:
             day = int(stamp[4:6])
             hour, minute, second = int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15])
-            value = datetime(year, month, day, hour, minute, second, tzinfo=self.zone).timestamp()
+            return datetime(year, month, day, hour, minute, second, tzinfo=self.zone).timestamp()
         except ValueError as exc:
             raise BadTimestamp(f"{stamp!r}: {exc}") from None
-        if len(self._syslog_cache) >= _CACHE_LIMIT:
-            self._syslog_cache.clear()
-        self._syslog_cache[stamp] = value
-        return value
+
+    @staticmethod
+    def _remember(cache: dict, key: str, value: float) -> None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = value
 
     def _year_for(self, month: int) -> int:
         if self.fixed_year is not None:
@@ -101,10 +121,14 @@ class LineClock:
             return self.fixed_year + self._year_bump
         return self.ref_year if month <= self.ref_month else self.ref_year - 1
 
-    def syslog_with_uptime(self, stamp: str, uptime: str) -> float:
-        """Sub-second time from the kernel's uptime field, kept in step with the syslog clock."""
-        wall = self.syslog(stamp)
-        up = float(uptime)
+    def syslog_with_uptime(self, stamp: str, up: float) -> float:
+        """Sub-second time from the kernel's uptime field (`up` seconds since boot), kept in step
+        with the syslog clock."""
+        if stamp == self._last_stamp:
+            wall = self._last_wall
+        else:
+            wall = self._last_wall = self.syslog(stamp)
+            self._last_stamp = stamp
         anchor = self.anchor
         if anchor is None:
             self.anchor = anchor = wall - up

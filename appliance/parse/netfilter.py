@@ -1,39 +1,35 @@
 """Parse netfilter LOG records (iptables/ip6tables `-j LOG`, nft `log`, ulogd's LOGEMU) into packets.
 
-One compiled pattern reads a whole chunk of text at a time: the wrapper (syslog, ISO 8601,
-/dev/kmsg, dmesg or journalctl), the log prefix, and the fields the correlator needs. Lines the
-pattern cannot take fall through to a slower path that finds the record anywhere in the line
-(e.g. `grep -H` output) or says why it is skipped. Nothing here raises on bad input.
+Two steps. `line_fields` reads a block of lines: for each record in the common layout (a wrapper
+at the start of the line: syslog, ISO 8601, /dev/kmsg, dmesg or journalctl; then the kernel's
+fields) it gives the wrapper's time texts and the packet's fields; every other line comes back as
+it is. `NetfilterParser` then asks its clock for each record's time, and reads the lines that came
+back one at a time with the general patterns (a record further inside the line, as `grep -H`
+prints it; bridge or nft layouts), or says why a line is skipped. Nothing here raises on bad input.
+
+`line_fields` is the one speed-up with a compiled twin: `_speedups.line_fields` (C) does what
+`py_line_fields` does, a block of bytes at a time, and hands back every line it is not sure about;
+both give the same packets (tests/test_parse.py runs every parse test under both). Without a C
+compiler at install time, or with HARVESTWATCH_PURE=1, the Python twin runs.
 """
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from collections import Counter
-from typing import NamedTuple
 
+from ..packet import FORWARDED, INBOUND, OUTBOUND, Packet
 from .clock import BadTimestamp, LineClock
 
-INBOUND, OUTBOUND, FORWARDED = "in", "out", "fwd"
+__all__ = ["FORWARDED", "INBOUND", "OUTBOUND", "NetfilterParser", "Packet", "line_fields", "normalize_address",
+           "py_line_fields", "summarize_skips"]
+
 PORTED = frozenset({"TCP", "UDP", "UDPLITE", "SCTP", "DCCP"})
 ICMP = frozenset({"ICMP", "ICMPv6"})
 # What the kernel's LOG target prints after PROTO=: these names, or the protocol's number.
 PROTOCOL_NAMES = PORTED | ICMP | {"AH", "ESP"}
-
-
-class Packet(NamedTuple):
-    """One logged packet. `dport` holds the ICMP type for ICMP/ICMPv6; ports are None when the
-    kernel printed none (fragments, INCOMPLETE headers, protocols without ports)."""
-    ts: float
-    src: str
-    dst: str
-    proto: str
-    sport: int | None
-    dport: int | None
-    direction: str  # INBOUND (INPUT chain), OUTBOUND (OUTPUT chain) or FORWARDED
-    prefix: str
-
 
 _new_packet = tuple.__new__
 # (IN= empty, OUT= empty) -> direction. INPUT has only IN=, OUTPUT only OUT=, FORWARD both.
@@ -97,6 +93,81 @@ def normalize_address(text: str) -> str:
     return ipaddress.ip_address(text).compressed
 
 
+# -- step 1: the fields of each line ---------------------------------------------------------------
+_addresses: dict[str, str] = {}   # address text -> normalised, "" for no address
+_prefixes: dict[str, str] = {}
+
+
+def _address(text: str) -> str:
+    """The normalised address, or "" if `text` is none (cached: a log repeats its addresses)."""
+    value = _addresses.get(text)
+    if value is None:
+        try:
+            value = normalize_address(text)
+        except ValueError:
+            value = ""
+        if len(_addresses) >= _CACHE_LIMIT:
+            _addresses.clear()
+        _addresses[text] = value
+    return value
+
+
+def record_fields(prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest) -> tuple | str:
+    """A record's body groups -> (src, dst, proto, sport, dport, direction, prefix), or the reason
+    to skip it."""
+    source = _addresses.get(src) or _address(src)
+    target = _addresses.get(dst) or _address(dst)
+    if not source or not target:
+        return BAD_ADDRESS
+    if proto not in PROTOCOL_NAMES and not (proto.isdigit() and len(proto) <= 3 and int(proto) <= 255):
+        return BAD_PROTOCOL
+    if spt:
+        sport, dport = int(spt), int(dpt)
+        if sport > MAX_PORT or dport > MAX_PORT:
+            return BAD_PORT
+    elif icmp:
+        sport, dport = None, int(icmp)
+        if dport > MAX_PORT:
+            return BAD_PORT
+    elif proto in PORTED and _cut_short(rest):
+        return TRUNCATED
+    else:
+        sport = dport = None
+    clean_prefix = _prefixes.get(prefix)
+    if clean_prefix is None:
+        if len(_prefixes) >= _CACHE_LIMIT:
+            _prefixes.clear()
+        clean_prefix = _prefixes[prefix] = prefix.strip()
+    return (source, target, proto, sport, dport, _DIRECTIONS[not iif, not oif], clean_prefix)
+
+
+def py_line_fields(block) -> list:
+    """Each non-empty line of `block` (bytes of whole lines, UTF-8) in order: for a valid record
+    in the common layout, `((syslog, iso, kmsg, uptime), src, dst, proto, sport, dport, direction,
+    prefix)` (the wrapper's time texts, the uptime as a number, None where absent; the packet's
+    fields); for any other line, the line itself (str, undecodable bytes replaced)."""
+    items = []
+    append = items.append
+    for match in _CHUNK_RX.finditer(str(block, "utf-8", "replace")):
+        (syslog, iso, kmsg, uptime, prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest,
+         other) = match.groups()
+        if other is None and (syslog or iso or kmsg or uptime):
+            fields = record_fields(prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest)
+            if fields.__class__ is tuple:
+                append(((syslog, iso, kmsg, None if uptime is None else float(uptime)),) + fields)
+                continue
+        append(match.group())
+    return items
+
+
+try:
+    from ._speedups import line_fields as c_line_fields
+except ImportError:  # not built: no C compiler at install time, or a pure wheel
+    c_line_fields = None
+line_fields = py_line_fields if c_line_fields is None or os.environ.get("HARVESTWATCH_PURE") else c_line_fields
+
+
+# -- step 2: packets ------------------------------------------------------------------------------
 class NetfilterParser:
     """Stateful parser for one input stream (the clock carries year and boot anchors)."""
 
@@ -105,31 +176,16 @@ class NetfilterParser:
         self.skipped: Counter = skipped if skipped is not None else Counter()
         self.lines = 0
         self.records = 0
-        self._addresses: dict[str, str | None] = {}
-        self._prefixes: dict[str, str] = {}
 
     # -- public ---------------------------------------------------------------------------
+    def parse(self, block) -> list[Packet]:
+        """Parse a block of whole lines (bytes, as read from a log) into packets."""
+        return self._packets(line_fields(block))
+
     def parse_text(self, text: str) -> list[Packet]:
-        """Parse complete lines (a chunk ending at a line boundary) into packets."""
-        packets: list[Packet] = []
-        append = packets.append
-        lines = 0
-        for (syslog, iso, kmsg, uptime, prefix, iif, oif, src, dst, proto,
-             spt, dpt, icmp, rest, other) in _CHUNK_RX.findall(text):
-            lines += 1
-            if other:
-                packet = self._slow(other)
-            elif syslog or iso or kmsg or uptime:
-                packet = self._timed_packet(syslog, iso, kmsg, uptime,
-                                            (prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest))
-            else:
-                # No wrapper at the start: maybe one further in (grep -H file:line output).
-                packet = self._wrapper_inside(prefix, (iif, oif, src, dst, proto, spt, dpt, icmp, rest))
-            if packet is not None:
-                append(packet)
-        self.lines += lines
-        self.records += len(packets)
-        return packets
+        """Parse complete lines (text ending at a line boundary) into packets, as `parse` would
+        read them from a file."""
+        return self.parse(text.encode("utf-8", "surrogatepass"))
 
     def parse_line(self, line: str) -> Packet | None:
         """Parse one line (no newline inside); None if skipped (and counted)."""
@@ -137,75 +193,70 @@ class NetfilterParser:
         return packets[0] if packets else None
 
     # -- internals ------------------------------------------------------------------------
-    def _packet(self, ts, prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest):
-        addresses = self._addresses
-        source = addresses.get(src)
-        if source is None:
-            source = self._address(src)
-        target = addresses.get(dst)
-        if target is None:
-            target = self._address(dst)
-        if not source or not target:
-            self.skipped[BAD_ADDRESS] += 1
-            return None
-        if proto not in PROTOCOL_NAMES and not (proto.isdigit() and len(proto) <= 3 and int(proto) <= 255):
-            self.skipped[BAD_PROTOCOL] += 1
-            return None
-        if spt:
-            sport, dport = int(spt), int(dpt)
-            if sport > MAX_PORT or dport > MAX_PORT:
-                self.skipped[BAD_PORT] += 1
-                return None
-        elif icmp:
-            sport, dport = None, int(icmp)
-            if dport > MAX_PORT:
-                self.skipped[BAD_PORT] += 1
-                return None
-        elif proto in PORTED and _cut_short(rest):
-            self.skipped[TRUNCATED] += 1
-            return None
-        else:
-            sport = dport = None
-        clean_prefix = self._prefixes.get(prefix)
-        if clean_prefix is None:
-            clean_prefix = self._prefix(prefix)
-        return _new_packet(Packet, (ts, source, target, proto, sport, dport,
-                                    _DIRECTIONS[not iif, not oif], clean_prefix))
+    def _packets(self, items: list) -> list[Packet]:
+        packets: list[Packet] = []
+        append = packets.append
+        clock = self.clock
+        syslog_time, syslog_uptime_time = clock.syslog, clock.syslog_with_uptime
+        for item in items:
+            if item.__class__ is str:
+                packet = self._line(item)
+                if packet is not None:
+                    append(packet)
+                continue
+            # Unpacked and built anew: the cheapest way to a Packet in CPython (no slices).
+            when, src, dst, proto, sport, dport, direction, prefix = item
+            syslog, iso, kmsg, uptime = when
+            try:
+                if syslog:
+                    ts = syslog_time(syslog) if uptime is None else syslog_uptime_time(syslog, uptime)
+                else:
+                    ts = self._time(None, iso, kmsg, uptime)
+            except BadTimestamp:
+                self.skipped[BAD_TIMESTAMP] += 1
+                continue
+            append(_new_packet(Packet, (ts, src, dst, proto, sport, dport, direction, prefix)))
+        self.lines += len(items)
+        self.records += len(packets)
+        return packets
 
-    def _prefix(self, prefix: str) -> str:
-        if len(self._prefixes) >= _CACHE_LIMIT:
-            self._prefixes.clear()
-        clean = self._prefixes[prefix] = prefix.strip()
-        return clean
-
-    def _address(self, text: str) -> str | None:
-        cache = self._addresses
+    def _time(self, syslog, iso, kmsg, uptime) -> float:
+        clock = self.clock
+        if syslog:
+            return clock.syslog_with_uptime(syslog, float(uptime)) if uptime else clock.syslog(syslog)
+        if iso:
+            return clock.iso(iso)
         try:
-            return cache[text]
-        except KeyError:
-            pass
-        try:
-            value = normalize_address(text)
-        except ValueError:
-            value = None
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[text] = value or ""  # "" marks a known-bad address in the cache
-        return value
+            return clock.since_boot(int(kmsg) / 1e6 if kmsg else float(uptime))
+        except OverflowError:  # more digits than any uptime: no instant
+            raise BadTimestamp(f"uptime {kmsg or uptime} out of range") from None
 
-    def _slow(self, line: str) -> Packet | None:
+    def _line(self, line: str) -> Packet | None:
+        """One line that is not a plain record: its record found by the general patterns, or
+        the reason it is skipped counted."""
+        # What the patterns would conclude for most such lines, without running them (slow on garbage).
         if "SRC=" not in line or "IN=" not in line:
             self.skipped[NOT_NETFILTER] += 1
             return None
-        if "PROTO=" not in line:  # the body pattern needs it; searching for it is slow
+        if "PROTO=" not in line:
             self.skipped[TRUNCATED] += 1
             return None
-        body = _BODY_RX.search(line)
-        if body is None:
-            self.skipped[TRUNCATED] += 1
-            return None
-        return self._wrapper_inside(body.group("prefix"), body.group(
-            "iif", "oif", "src", "dst", "proto", "spt", "dpt", "icmp", "rest"))
+        (syslog, iso, kmsg, uptime, prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest,
+         other) = _CHUNK_RX.match(line).groups()
+        if other is not None:
+            body = _BODY_RX.search(other)
+            if body is None:
+                self.skipped[TRUNCATED] += 1
+                return None
+            prefix = body.group("prefix")
+            fields = body.group("iif", "oif", "src", "dst", "proto", "spt", "dpt", "icmp", "rest")
+        elif syslog or iso or kmsg or uptime:
+            return self._timed_packet(syslog, iso, kmsg, uptime,
+                                      (prefix, iif, oif, src, dst, proto, spt, dpt, icmp, rest))
+        else:
+            fields = (iif, oif, src, dst, proto, spt, dpt, icmp, rest)
+        # No wrapper at the start: maybe one further in (grep -H file:line output).
+        return self._wrapper_inside(prefix, fields)
 
     def _wrapper_inside(self, head: str, fields: tuple) -> Packet | None:
         wrapper = _WRAPPER_SEARCH_RX.search(head)
@@ -213,23 +264,19 @@ class NetfilterParser:
             self.skipped[NO_TIMESTAMP] += 1
             return None
         syslog, iso, uptime = wrapper.group("syslog", "iso", "uptime")
-        return self._timed_packet(syslog, iso, "", uptime, (head[wrapper.end():],) + tuple(fields))
+        return self._timed_packet(syslog, iso, None, uptime, (head[wrapper.end():],) + tuple(fields))
 
-    def _timed_packet(self, syslog: str, iso: str, kmsg: str, uptime: str, fields: tuple) -> Packet | None:
-        clock = self.clock
+    def _timed_packet(self, syslog, iso, kmsg, uptime, fields: tuple) -> Packet | None:
         try:
-            if syslog:
-                ts = clock.syslog_with_uptime(syslog, uptime) if uptime else clock.syslog(syslog)
-            elif iso:
-                ts = clock.iso(iso)
-            elif kmsg:
-                ts = clock.since_boot(int(kmsg) / 1e6)
-            else:
-                ts = clock.since_boot(float(uptime))
+            ts = self._time(syslog, iso, kmsg, uptime)
         except BadTimestamp:
             self.skipped[BAD_TIMESTAMP] += 1
             return None
-        return self._packet(ts, *fields)
+        packet = record_fields(*fields)
+        if packet.__class__ is str:
+            self.skipped[packet] += 1
+            return None
+        return _new_packet(Packet, (ts,) + packet)
 
 
 def _cut_short(rest: str) -> bool:

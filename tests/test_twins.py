@@ -1,8 +1,9 @@
-"""The compiled lane (appliance/fastlane) finds what the Python stages find, on every kind of input.
+"""The parser's C leaf (appliance/parse/_speedups.c) finds what its Python twin finds, on every input.
 
-Each case runs `analyze` twice over the same files, once per lane, and compares everything a user
-can see: stored scans, candidates and their ranks, contacts, suspects, the text report, and the
-line/record/skip counts. The Python stages are the reference (the live daemon runs them)."""
+Each case runs `analyze` twice over the same files, once per twin of `line_fields`, and compares
+everything a user can see: stored scans, candidates and their ranks, contacts, suspects, the text
+report, and the line/record/skip counts. The leaf hands back every line it is not sure about, so
+the packets must come out the same whichever lines it took itself. Skipped where it is not built."""
 import gzip
 import io
 import os
@@ -12,29 +13,27 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from appliance import fastlane
 from appliance.analyze import Settings, analyze
+from appliance.parse import netfilter
 from appliance.report.text import write_text
 from appliance.store.db import Store
 from appliance.synthlog import expand, generate
 from test_seed import seed_log
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("HARVESTWATCH_PURE")), reason="HARVESTWATCH_PURE is set: the compiled lane is off")
+
+def test_the_c_leaf_is_built():
+    # `make venv` installs a C compiler and builds it; without it analyze is about twice as slow.
+    if os.environ.get("HARVESTWATCH_PURE"):
+        pytest.skip("HARVESTWATCH_PURE is set: the C leaf is left out on purpose")
+    assert netfilter.c_line_fields is not None, "appliance/parse/_speedups was not built (see `make venv`)"
 
 
-def test_the_compiled_lane_is_built():
-    # `make venv` installs a C compiler and builds it; without it analyze is ~15x slower.
-    assert fastlane.Pipeline is not None, "appliance/fastlane/_fastlane was not built (see `make venv`)"
+needs_leaf = pytest.mark.skipif(netfilter.c_line_fields is None, reason="the parser's C leaf is not built")
 
 
-def run_lane(folder, paths, settings, pure, monkeypatch):
-    if pure:
-        monkeypatch.setenv("HARVESTWATCH_PURE", "1")
-    else:
-        monkeypatch.delenv("HARVESTWATCH_PURE", raising=False)
-    assert fastlane.available() is not pure
-    db_path = os.path.join(folder, f"{'pure' if pure else 'compiled'}.sqlite")
+def run_twin(folder, paths, settings, twin, monkeypatch):
+    monkeypatch.setattr(netfilter, "line_fields", netfilter.c_line_fields if twin == "c" else netfilter.py_line_fields)
+    db_path = os.path.join(folder, f"{twin}.sqlite")
     for leftover in (db_path, db_path + "-wal", db_path + "-shm"):
         if os.path.exists(leftover):
             os.remove(leftover)
@@ -64,13 +63,14 @@ def run_lane(folder, paths, settings, pure, monkeypatch):
 
 
 def assert_same(folder, paths, settings, monkeypatch):
-    python = run_lane(folder, paths, settings, True, monkeypatch)
-    compiled = run_lane(folder, paths, settings, False, monkeypatch)
+    python = run_twin(folder, paths, settings, "python", monkeypatch)
+    compiled = run_twin(folder, paths, settings, "c", monkeypatch)
     for name in python:
-        assert compiled[name] == python[name], f"the lanes differ in {name}"
+        assert compiled[name] == python[name], f"the twins differ in {name}"
     return python
 
 
+@needs_leaf
 @pytest.mark.parametrize("settings", [
     Settings(),
     Settings(min_ports=4, window=0.5, min_hosts=3, lookback=20.0),
@@ -86,6 +86,7 @@ def test_synthetic_log(tmp_path, monkeypatch, settings):
         assert len(seen["scans"]) == len(truth["triggered"]) + len(truth["untriggered"]) + len(truth["sweeps"])
 
 
+@needs_leaf
 def test_rotated_gzip_files_and_a_year(tmp_path, monkeypatch):
     # Two files in the wrong order, one gzip: the clock and the episodes carry across files.
     buffer = io.StringIO()
@@ -99,6 +100,7 @@ def test_rotated_gzip_files_and_a_year(tmp_path, monkeypatch):
     assert_same(tmp_path, [newer, older], Settings(year=2025), monkeypatch)
 
 
+@needs_leaf
 def test_seed_scans(tmp_path, monkeypatch):
     log = tmp_path / "kern.log"
     log.write_text(seed_log())
@@ -106,6 +108,7 @@ def test_seed_scans(tmp_path, monkeypatch):
     assert len(seen["scans"]) == 3
 
 
+@needs_leaf
 def test_psad_fixtures(tmp_path, monkeypatch, psad_fixture):
     folder = os.path.dirname(psad_fixture("README.md"))
     logs = sorted(os.path.join(folder, name) for name in os.listdir(folder) if name != "README.md")
@@ -215,6 +218,7 @@ def logs(draw):
     return "\n".join(lines) + rng.choice(["\n", "", "\r\n"])
 
 
+@needs_leaf
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=logs(), fixed_year=st.booleans())
 def test_arbitrary_logs(tmp_path_factory, monkeypatch, text, fixed_year):
@@ -226,6 +230,7 @@ def test_arbitrary_logs(tmp_path_factory, monkeypatch, text, fixed_year):
                                         year=2026 if fixed_year else None, boot_time=1768262000.0), monkeypatch)
 
 
+@needs_leaf
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=3000))
 def test_arbitrary_bytes(tmp_path_factory, monkeypatch, data):
@@ -236,6 +241,7 @@ def test_arbitrary_bytes(tmp_path_factory, monkeypatch, data):
     assert_same(folder, [log], Settings(year=2026), monkeypatch)
 
 
+@needs_leaf
 def test_more_sources_than_the_address_cache_holds(tmp_path, monkeypatch):
     # A distributed scan: 9,000 sources, one destination, so the address cache is emptied while a
     # line's destination is the one seen last.
@@ -248,6 +254,7 @@ def test_more_sources_than_the_address_cache_holds(tmp_path, monkeypatch):
     assert seen["counts"][:2] == (9000, 9000)
 
 
+@needs_leaf
 def test_a_leap_second_stamp_spoils_nothing_else_in_its_minute(tmp_path, monkeypatch):
     body = ("HW-IN IN=eth0 OUT= SRC=2001:0db8:0000:0000:0000:0000:0000:0001 "
             "DST=2001:0db8:0000:0000:0000:0000:0000:0002 LEN=60 PROTO=TCP SPT=1 DPT={} ")
