@@ -10,12 +10,15 @@ import sys
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import tzinfo
+from functools import cached_property
 
 from .attribute.triggers import TriggerHistory
 from .capture.files import head_block, open_log, read_blocks
 from .detect.scans import Scan, ScanDetector
 from .parse.clock import LineClock, file_reference_time, resolve_zone
 from .parse.netfilter import NetfilterParser
+from .settings import default
 from .store.db import Store
 
 SCAN_BATCH = 200          # scans per store transaction
@@ -24,13 +27,24 @@ CONTACT_BATCH = 5000      # distinct contacts held before they go to the store
 
 @dataclass
 class Settings:
-    min_ports: int = 10
-    window: float = 60.0
-    min_hosts: int = 8
-    lookback: float = 300.0
+    """One run's parameters (stored with the import and written into the JSON document)."""
+    min_ports: int = default("detect.min_ports")
+    window: float = default("detect.window")
+    min_hosts: int = default("detect.min_hosts")
+    lookback: float = default("detect.lookback")
     year: int | None = None
     tz: str = "UTC"
     boot_time: float | None = None
+
+    @cached_property
+    def zone(self) -> tzinfo:
+        """`tz` as a zone (ValueError for an unknown name), looked up once."""
+        return resolve_zone(self.tz)
+
+    def clock(self, path: str) -> LineClock:
+        """A fresh clock for one input file: its syslog year from the file's age."""
+        return LineClock(year=self.year, reference=None if path == "-" else file_reference_time(path),
+                         zone=self.zone, boot_time=self.boot_time)
 
 
 @dataclass
@@ -46,12 +60,9 @@ def order_by_first_record(paths: list[str], settings: Settings) -> list[str]:
     """Rotated logs given in any order (kern.log.2.gz kern.log.1 kern.log) are read oldest first."""
     if len(paths) < 2 or "-" in paths:
         return paths
-    zone = resolve_zone(settings.tz)
 
     def first(path: str) -> float:
-        parser = NetfilterParser(LineClock(year=settings.year, reference=file_reference_time(path),
-                                           zone=zone, boot_time=settings.boot_time))
-        packets = parser.parse(head_block(path))
+        packets = NetfilterParser(settings.clock(path)).parse(head_block(path))
         return min((p.ts for p in packets), default=float("inf"))
     return sorted(paths, key=first)
 
@@ -75,7 +86,6 @@ def analyze(paths: list[str], store: Store, settings: Settings) -> Result:
 
 
 def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
-    zone = resolve_zone(settings.tz)
     paths = order_by_first_record(paths, settings)
     result = Result(store.begin_import(paths, asdict(settings)))
     pending: list[Scan] = []
@@ -93,9 +103,7 @@ def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
     detector = ScanDetector(keep, min_ports=settings.min_ports, window=settings.window,
                             min_hosts=settings.min_hosts, candidates=history.candidates)
     for path in paths:
-        clock = LineClock(year=settings.year, reference=None if path == "-" else file_reference_time(path),
-                          zone=zone, boot_time=settings.boot_time)
-        parser = NetfilterParser(clock, result.skipped)
+        parser = NetfilterParser(settings.clock(path), result.skipped)
         with open_log(path) as stream:
             for block in read_blocks(stream, skipped=result.skipped):
                 packets = parser.parse(block)

@@ -6,24 +6,15 @@ import os
 import sqlite3
 import sys
 import tempfile
+from dataclasses import asdict
 
 from . import __version__
 from .analyze import Settings, analyze
-from .config import DEFAULT_PATH as DEFAULT_CONFIG
-from .parse.clock import resolve_zone
 from .parse.netfilter import summarize_skips
 from .report.document import write_json
 from .report.text import write_text
+from .settings import BY_KEY, CONFIG_PATH
 from .store.db import Store, StoreError
-
-
-def _positive(kind):
-    def convert(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,28 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--year", type=int, help="year of the first syslog line without one (default: year of the "
                    "file's last modification, the year before for months after it)")
     a.add_argument("--tz", default="UTC", metavar="ZONE", help="zone of timestamps without one (default UTC)")
-    a.add_argument("--min-ports", type=_positive(int), default=10, metavar="N",
-                   help="distinct (protocol, port) pairs that make a scan (default 10)")
-    a.add_argument("--window", type=_positive(float), default=60.0, metavar="S",
-                   help="seconds within which those ports must be reached (default 60)")
-    a.add_argument("--min-hosts", type=_positive(int), default=8, metavar="N",
-                   help="distinct destinations that make a sweep (default 8)")
-    a.add_argument("--lookback", type=_positive(float), default=300.0, metavar="S",
-                   help="seconds before a scan searched for trigger packets (default 300)")
+    for key in ("detect.min_ports", "detect.window", "detect.min_hosts", "detect.lookback"):
+        setting = BY_KEY[key]
+        a.add_argument("--" + setting.name.replace("_", "-"), type=setting.parse_option, default=setting.default,
+                       metavar="N" if isinstance(setting.default, int) else "S",
+                       help=f"{setting.help} (default {setting.default:g})")
     a.add_argument("--boot-time", type=float, metavar="EPOCH",
                    help="boot time for /dev/kmsg and dmesg records (default: this machine's)")
 
     r = commands.add_parser("run", help="the live appliance: firewall, NFLOG capture, detection, prober",
                             description="Run the appliance daemon (as its systemd unit does).")
-    r.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH",
-                   help=f"configuration file (default {DEFAULT_CONFIG})")
+    r.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
+                   help=f"configuration file (default {CONFIG_PATH})")
 
     s = commands.add_parser("status", help="the daemon's state and the verdict per NTP server",
                             description="Read the store and print whether the appliance is working and "
                             "what it found per NTP server (harvester / suspect / clean / unprobed).")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--db", metavar="PATH", help="the store to read (default: the one the config names)")
-    where.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH")
+    where.add_argument("--config", default=CONFIG_PATH, metavar="PATH")
     s.add_argument("--json", action="store_true", help="one JSON document")
 
     f = commands.add_parser("firewall", help="apply, verify, show or remove the HarvestWatch ruleset",
@@ -87,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["synthlog"]:
         from .synthlog import main as synth_main
         return synth_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad option (argparse said which): its exit status
+        return exc.code
     if args.command == "run":
         from .daemon import main as run_daemon
         return run_daemon(args)
@@ -108,15 +99,12 @@ def fail(message: str) -> int:
 
 
 def run_status(args) -> int:
-    from .config import ConfigError, load
+    from .config import ConfigError, store_given
     from .report.status import write_status
-    if args.db is None:
-        try:
-            db_path = load(args.config, missing_ok=True).db_path
-        except ConfigError as exc:
-            return fail(str(exc))
-    else:
-        db_path = args.db
+    try:
+        db_path = store_given(args.db, args.config)
+    except ConfigError as exc:
+        return fail(str(exc))
     if not os.path.exists(db_path):
         return fail(f"no store at {db_path}: has the daemon run yet?")
     try:
@@ -135,14 +123,12 @@ def run_analyze(args) -> int:
     for path in args.files:
         if path != "-" and not os.access(path, os.R_OK):
             return fail(f"cannot read {path}: {'no such file' if not os.path.exists(path) else 'permission denied'}")
-    if args.min_ports < 2 or args.min_hosts < 2:
-        return fail("--min-ports and --min-hosts must be at least 2")
-    try:
-        resolve_zone(args.tz)
-    except ValueError as exc:
-        return fail(str(exc))
     settings = Settings(min_ports=args.min_ports, window=args.window, min_hosts=args.min_hosts,
                         lookback=args.lookback, year=args.year, tz=args.tz, boot_time=args.boot_time)
+    try:
+        settings.zone
+    except ValueError as exc:
+        return fail(str(exc))
     scratch = None
     if args.db:
         db_path = args.db
@@ -157,7 +143,7 @@ def run_analyze(args) -> int:
             store.select_scans(result.scan_ids)
             out = sys.stdout
             if args.json:
-                write_json(out, store, parameters=vars(settings), result=result)
+                write_json(out, store, parameters=asdict(settings), result=result)
             else:
                 write_text(out, store, settings.lookback)
             out.flush()

@@ -36,6 +36,7 @@ class Daemon:
         self.counters = {"packets": 0, "inbound": 0, "outbound": 0, "scans": 0}
         self.last_record: float | None = None
         self.ruleset: firewall.Ruleset | None = None
+        self.onlink: str | None = None
         self.flood_seen = 0
         self.health: dict = {}
 
@@ -177,13 +178,10 @@ class Daemon:
         return str(prefix) if prefix else None
 
     def _apply_firewall(self, onlink: str | None) -> None:
-        f = self.config.firewall
-        if onlink is None and self.ruleset is not None:
-            prefixes = self.ruleset.lan_prefixes
-        else:
-            prefixes = tuple(dict.fromkeys([*self.config.appliance.lan_prefixes, *([onlink] if onlink else [])]))
-        self.ruleset = firewall.Ruleset(lan_prefixes=prefixes, tcp_services=tuple(f.tcp_services),
-                                        nflog_group=f.nflog_group, rate=f.rate, burst=f.burst)
+        """(Re)apply the ruleset with the on-link prefix `onlink` as LAN (None: the one in force)."""
+        if onlink is not None:
+            self.onlink = onlink
+        self.ruleset = firewall.ruleset_from_config(self.config, [self.onlink] if self.onlink else [])
         firewall.apply(self.ruleset)
         self.flood_seen = firewall.flood_dropped()
 
@@ -200,11 +198,10 @@ class Daemon:
 
 
 def main(args) -> int:
-    from .config import DEFAULT_PATH, ConfigError, load
+    from .config import ConfigError, load_given
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        # No file at the default place means the documented defaults; a path given by hand must exist.
-        config = load(args.config, missing_ok=args.config == DEFAULT_PATH)
+        config = load_given(args.config)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -31,7 +31,7 @@ def test_values_are_read_and_typed(tmp_path):
     ({"probe": {"nameservers": ["dns.example"]}}, "is not an IP address"),
     ({"probe": {"observaton": 5}}, "unknown key probe.observaton"),
     ({"detect": {"min_ports": "10"}}, "detect.min_ports must be a whole number"),
-    ({"firewall": {"tcp_services": [22, 70000]}}, "ports 1..65535"),
+    ({"firewall": {"tcp_services": [22, 70000]}}, "firewall.tcp_services must be 1..65535, got 70000"),
     ({"firewal": {}}, "unknown section [firewal]"),
     ({"appliance": {"lan_prefixes": ["2001:db8::/300"]}}, "is not a network"),
     ({"privacy": {"temp_valid_lft": 600}}, "temp_valid_lft must be longer"),

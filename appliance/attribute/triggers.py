@@ -12,6 +12,7 @@ from collections import deque
 from typing import NamedTuple
 
 from ..packet import FORWARDED, OUTBOUND, Packet
+from ..settings import check
 
 # A busy address (a LAN host behind a router) keeps its last this-many packets only.
 PER_ADDRESS_LIMIT = 512
@@ -31,10 +32,8 @@ class Candidate(NamedTuple):
 
 
 class TriggerHistory:
-    def __init__(self, lookback: float = 300.0, retention: float | None = None):
-        if lookback <= 0:
-            raise ValueError("lookback must be positive")
-        self.lookback = lookback
+    def __init__(self, lookback: float, retention: float | None = None):
+        self.lookback = check("detect.lookback", lookback)
         # Candidates are read when an episode reaches min-ports, which can be a while after it
         # started: keep packets somewhat longer than the lookback itself.
         self.retention = retention if retention is not None else lookback * 2 + 120.0

@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import Callable
 
 from ..packet import FORWARDED, INBOUND, Packet
+from ..settings import check
 
 PORTSCAN, SWEEP = "portscan", "sweep"
 SWEEP_TARGET = "*"
@@ -78,12 +79,12 @@ _PORTS = _CANDIDATES  # a sweep keeps the set of ports it used where a pair keep
 class ScanDetector:
     """Feed packets in time order; `emit` is called with each finished Scan."""
 
-    def __init__(self, emit: Callable[[Scan], None], *, min_ports: int = 10, window: float = 60.0,
-                 min_hosts: int = 8, candidates: Callable[[str, float], list] | None = None):
-        if min_ports < 2 or min_hosts < 2 or window <= 0:
-            raise ValueError("min-ports and min-hosts must be at least 2 and the window positive")
+    def __init__(self, emit: Callable[[Scan], None], *, min_ports: int, window: float, min_hosts: int,
+                 candidates: Callable[[str, float], list] | None = None):
         self.emit = emit
-        self.min_ports, self.window, self.min_hosts = min_ports, window, min_hosts
+        # The settings' own limits (appliance/settings.py): SettingError, a ValueError, if outside them.
+        self.min_ports, self.window, self.min_hosts = (
+            check("detect.min_ports", min_ports), check("detect.window", window), check("detect.min_hosts", min_hosts))
         # Called when an episode first reaches min_ports: the trigger history is complete then.
         self.candidates = candidates or (lambda address, start: [])
         self._pairs: dict[tuple[str, str], list] = {}

@@ -30,6 +30,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from ..settings import CONFIG_PATH
 from . import xtables_layout
 
 CHAIN_IN, CHAIN_OUT, CHAIN_IN4 = "HW-IN", "HW-OUT", "HW-IN4"
@@ -319,7 +320,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("apply", "verify", "show", "remove"),
                         help="apply: install or refresh; verify: compare the kernel with the config "
                         "(exit 1 on a difference); show: print what is in force; remove: take it out")
-    parser.add_argument("--config", default="/etc/harvestwatch/config.toml", metavar="PATH",
+    parser.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
                         help="configuration file: services, NFLOG group, rate limit, LAN prefixes")
     parser.add_argument("--prefix", action="append", default=[], metavar="NET",
                         help="an on-link LAN prefix to allow (default: the interface's current SLAAC /64)")
@@ -332,7 +333,7 @@ def ruleset_from_config(config, onlink: list[str]) -> Ruleset:
 
 
 def main(args) -> int:
-    from ..config import ConfigError, load
+    from ..config import ConfigError, load_given
     try:
         if args.action == "remove":
             remove()
@@ -340,7 +341,7 @@ def main(args) -> int:
             return 0
         if args.action == "show":
             return _show()
-        config = load(args.config, missing_ok=True)
+        config = load_given(args.config)
         onlink = list(args.prefix) or _onlink_prefix(config.appliance.interface)
         ruleset = ruleset_from_config(config, onlink)
         if args.action == "apply":

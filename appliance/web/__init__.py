@@ -10,13 +10,14 @@ import os
 
 from flask import Flask, g
 
+from ..settings import STORE_PATH
 from .lan import LanOnly
 
 
 def create_app(db_path: str | None = None, *, extra_lan: tuple[str, ...] = (), lan_only: bool = True) -> Flask:
     app = Flask(__name__)
     app.config.update(
-        DB_PATH=db_path or os.environ.get("HARVESTWATCH_DB", "/var/lib/harvestwatch/harvestwatch.sqlite"),
+        DB_PATH=db_path or os.environ.get("HARVESTWATCH_DB", STORE_PATH),
         JSON_SORT_KEYS=False,
         LAN_ONLY=lan_only,
     )

@@ -1,10 +1,14 @@
 """The `harvestwatch serve` options, apart from the server so `--help` loads neither Flask nor gunicorn."""
 from __future__ import annotations
 
+from ..settings import CONFIG_PATH
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--db", default="/var/lib/harvestwatch/harvestwatch.sqlite", metavar="PATH",
-                        help="the store to show (default: the daemon's)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db", metavar="PATH", help="the store to show (default: the one the configuration names)")
+    where.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
+                       help=f"the daemon's configuration file, for where its store is (default {CONFIG_PATH})")
     parser.add_argument("--bind", default="[::]:80", metavar="HOST:PORT",
                         help="address and port (default [::]:80, IPv6 and IPv4; the firewall lets only the LAN in)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")

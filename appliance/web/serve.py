@@ -32,11 +32,17 @@ class PageServer(BaseApplication):
 
 
 def main(args) -> int:
-    if not os.path.exists(args.db):
-        print(f"harvestwatch serve: note: no store at {args.db} yet; the page says so until the daemon writes one",
+    from ..config import ConfigError, store_given
+    try:
+        db_path = store_given(args.db, args.config)
+    except ConfigError as exc:
+        print(f"harvestwatch serve: {exc}", file=sys.stderr)
+        return 2
+    if not os.path.exists(db_path):
+        print(f"harvestwatch serve: note: no store at {db_path} yet; the page says so until the daemon writes one",
               file=sys.stderr)
     try:
-        app = create_app(args.db, extra_lan=tuple(args.lan))
+        app = create_app(db_path, extra_lan=tuple(args.lan))
     except ValueError as exc:
         print(f"harvestwatch serve: --lan: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from appliance.settings import store_path
 from appliance.store.db import Store
 
 SERVICE_PORTS = (22, 8080)
@@ -45,7 +46,7 @@ class ApplianceDaemon:
 
     @property
     def db_path(self) -> str:
-        return str(self.state_dir / "harvestwatch.sqlite")
+        return store_path(str(self.state_dir))
 
     def start(self) -> "ApplianceDaemon":
         log = open(self.log_path, "a")

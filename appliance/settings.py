@@ -1,0 +1,200 @@
+"""Every setting of the appliance, defined once: section, name, default, limits and help text.
+
+`/etc/harvestwatch/config.toml` (appliance/config.py), `harvestwatch analyze`'s detection options,
+the daemon, the Ansible role's defaults and config template, and docs/configuration.md all take
+their settings from here, or are held to it by tests/test_settings.py. The paths the appliance
+keeps its files at are here too.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .probe.send import PROBE_KINDS
+
+CONFIG_PATH = "/etc/harvestwatch/config.toml"
+STORE_NAME = "harvestwatch.sqlite"
+DEBIAN_POOLS = ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org",
+                "3.debian.pool.ntp.org", "2.pool.ntp.org"]
+
+
+class SettingError(ValueError):
+    """A value a setting cannot take; the text names what is expected."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    name: str
+    default: object             # its type is the setting's type (a list: of its items' type)
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple | None = None  # what each item of a list may be
+    item: type = str            # the type of a list's items
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    def check(self, value):
+        """`value` as this setting takes it (a whole number of seconds becomes a float), or
+        SettingError saying what is expected."""
+        default = self.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise SettingError(f"must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SettingError(f"must be a whole number, got {value!r}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingError(f"must be a number of seconds, got {value!r}")
+            value = float(value)
+        elif isinstance(default, str):
+            if not isinstance(value, str) or not value:
+                raise SettingError(f"must be a non-empty string, got {value!r}")
+        elif isinstance(default, list):
+            if not isinstance(value, list) or not all(isinstance(v, self.item) and not isinstance(v, bool)
+                                                      for v in value):
+                raise SettingError(f"must be a list of {'numbers' if self.item is int else 'strings'}, got {value!r}")
+            if self.choices is not None and (not value or set(value) - set(self.choices)):
+                raise SettingError(f"must be some of {', '.join(self.choices)}, got {value}")
+        for number in value if isinstance(value, list) else [value]:
+            if isinstance(number, (int, float)) and not isinstance(number, bool):
+                self._in_range(number)
+        return value
+
+    def _in_range(self, number) -> None:
+        low, high = self.minimum, self.maximum
+        if low == POSITIVE and high is not None:
+            if not 0 < number <= high:
+                raise SettingError(f"must be positive and at most {_number(high)}, got {_number(number)}")
+        elif low is not None and high is not None:
+            if not low <= number <= high:
+                raise SettingError(f"must be {_number(low)}..{_number(high)}, got {_number(number)}")
+        elif low == POSITIVE:
+            if not number > 0:
+                raise SettingError(f"must be positive, got {_number(number)}")
+        elif low is not None:
+            if not number >= low:
+                raise SettingError(f"must be at least {_number(low)}, got {_number(number)}")
+
+    def parse_option(self, text: str):
+        """A command-line value for this setting (argparse's `type=`)."""
+        import argparse
+        try:
+            number = int(text) if isinstance(self.default, int) else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        try:
+            return self.check(number)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) and math.isfinite(value) else str(value)
+
+
+# Just above zero: "positive" for a number of seconds.
+POSITIVE = 1e-9
+ADDRESS_LIFETIME_MAX = 0xFFFFFFFE  # the kernel's largest finite address lifetime, seconds
+
+SETTINGS = (
+    Setting("appliance", "interface", "eth0",
+            "the LAN interface: its SLAAC /64 is where probe addresses are minted"),
+    Setting("appliance", "state_dir", "/var/lib/harvestwatch", f"the store `{STORE_NAME}` lives here"),
+    Setting("appliance", "lan_prefixes", [],
+            "IPv6 prefixes that count as LAN besides link-local, ULA and the on-link /64"),
+    Setting("firewall", "manage", True,
+            "the daemon applies the ruleset (and re-applies it when the prefix changes)"),
+    Setting("firewall", "nflog_group", 5, "the NFLOG group between the rules and the daemon",
+            minimum=0, maximum=65535),
+    Setting("firewall", "tcp_services", [22, 80],
+            "the appliance's own TCP services (SSH, the page): reachable from the LAN only",
+            minimum=1, maximum=65535, item=int),
+    Setting("firewall", "rate", 500, "flood limit per source /64: logged packets/s", minimum=1, maximum=100_000),
+    Setting("firewall", "burst", 4000, "flood limit per source /64: the burst allowed before the rate applies",
+            minimum=1, maximum=1_000_000),
+    Setting("detect", "min_ports", 10,
+            "a scan: this many distinct (protocol, port) pairs from one source to one address within the window",
+            minimum=2),
+    Setting("detect", "window", 60.0, "seconds within which a scan's ports (a sweep's addresses) must be reached",
+            minimum=POSITIVE),
+    Setting("detect", "min_hosts", 8, "a sweep: one source reaching this many of our addresses within the window",
+            minimum=2),
+    Setting("detect", "lookback", 300.0, "how far back (s) before a scan its trigger packets are looked for",
+            minimum=POSITIVE),
+    Setting("detect", "scanner_names", True,
+            "look up scanners' reverse DNS names (kept only when the name resolves back to the address); "
+            "the look-ups go to your resolver, and the scanner's operator may see them"),
+    Setting("probe", "enabled", True, "self-probing of the pools"),
+    Setting("probe", "pools", list(DEBIAN_POOLS), "pool host names whose AAAA members are probed"),
+    Setting("probe", "nameservers", [],
+            "DNS servers for the pool look-ups; empty: the system's `/etc/resolv.conf`"),
+    Setting("probe", "kinds", list(PROBE_KINDS),
+            "probe packets: a real NTP request, an empty UDP packet to 123, to 321", choices=PROBE_KINDS),
+    Setting("probe", "server_interval", 6 * 3600.0, "at most one probe per server per this many seconds",
+            minimum=POSITIVE),
+    Setting("probe", "min_gap", 60.0, "at least this many seconds between any two probes (the global rate)",
+            minimum=POSITIVE),
+    Setting("probe", "first_delay", 10.0, "seconds after start before the first probe", minimum=0),
+    Setting("probe", "observation", 48 * 3600.0,
+            "seconds a probe address stays valid: scanners come back late",
+            minimum=POSITIVE, maximum=ADDRESS_LIFETIME_MAX),
+    Setting("probe", "max_live", 500,
+            "at most this many probe addresses at once (probing waits while the cap is reached)", minimum=1),
+    Setting("probe", "resolve_every", 900.0,
+            "seconds between pool DNS refreshes (members rotate; every answer is kept with first/last seen)",
+            minimum=POSITIVE),
+    Setting("probe", "reply_timeout", 2.0, "seconds to wait for an NTP reply", minimum=POSITIVE),
+    Setting("privacy", "enforce", True, "restore the privacy sysctls when they are found changed"),
+    Setting("privacy", "temp_prefered_lft", 1200,
+            "seconds a temporary address is preferred: the seed's 20 minutes, a new address each time"),
+    Setting("privacy", "temp_valid_lft", 2400, "seconds a temporary address stays valid (longer than preferred)"),
+    Setting("store", "flush_every", 5.0, "seconds between batched writes (fewer, larger writes for an SD card)",
+            minimum=POSITIVE),
+)
+BY_KEY = {setting.key: setting for setting in SETTINGS}
+SECTIONS = tuple(dict.fromkeys(setting.section for setting in SETTINGS))
+
+
+def default(key: str):
+    """The default of `section.name` (a fresh copy of a list)."""
+    value = BY_KEY[key].default
+    return list(value) if isinstance(value, list) else value
+
+
+def check(key: str, value):
+    """`value` checked as setting `key` takes it (SettingError says what is wrong)."""
+    return BY_KEY[key].check(value)
+
+
+def store_path(state_dir: str) -> str:
+    return f"{state_dir.rstrip('/')}/{STORE_NAME}"
+
+
+STORE_PATH = store_path(default("appliance.state_dir"))
+
+
+def markdown_table() -> str:
+    """The reference table of docs/configuration.md (tests/test_settings.py keeps the two equal)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        rows.append(f"| `{setting.key}` | `{_toml(setting.default)}` | {setting.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return _number(value)
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
