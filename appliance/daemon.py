@@ -129,7 +129,7 @@ class Daemon:
         for at, reason, lost in reader.take_events():
             log.warning("capture %s: %s packets lost", reason, "unknown" if lost is None else lost)
             store.add_gap(at, at, reason, lost)
-        self.counters["scans"] = store.db.execute("SELECT count(*) FROM scans").fetchone()[0]
+        self.counters["scans"] = store.count_scans()
         values = {"heartbeat": now, "last_record": self.last_record, "counters": self.counters,
                   "capture": {"lost": reader.lost, "overruns": reader.overruns, "malformed": reader.malformed},
                   "open_episodes": self.detector.open_episodes(), **self.health}

@@ -20,8 +20,9 @@ from typing import Callable
 
 from ..packet import FORWARDED, INBOUND, Packet
 from ..settings import check
+from ..words import ScanKind
 
-PORTSCAN, SWEEP = "portscan", "sweep"
+PORTSCAN, SWEEP = ScanKind.PORTSCAN, ScanKind.SWEEP
 SWEEP_TARGET = "*"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from ..words import ScanKind
 from .evidence import SCHEMA_VERSION, family_json, scan_documents, scan_json, scanner_families, suspect_document
 
 
@@ -18,7 +19,7 @@ def write_json(out: TextIO, store, *, parameters: dict, result) -> None:
                   "skipped_total": sum(result.skipped.values())},
     }
     out.write(json.dumps(head)[:-1])
-    for name, kind in (("scans", "portscan"), ("sweeps", "sweep")):
+    for name, kind in (("scans", ScanKind.PORTSCAN), ("sweeps", ScanKind.SWEEP)):
         out.write(f', "{name}": [')
         for n, (row, candidates) in enumerate(scan_documents(store, kind)):
             out.write((", " if n else "") + scan_json(row, candidates))

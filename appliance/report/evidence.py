@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Iterator
 
 from ..store.db import NO_PORT, Store
+from ..words import ScanKind
 
 SCHEMA_VERSION = 1
 # Scans whose candidates the reports fetch in one query: few queries, and memory stays flat.
@@ -34,7 +35,7 @@ def endpoint_text(proto: str, dst: str, dport: int | None) -> str:
 
 def scan_document(store: Store, row) -> dict:
     """One scan's whole document (the reports build theirs from scan_documents, many at a time)."""
-    candidates = [] if row["kind"] == "sweep" else store.candidates_of_scans([row["id"]]).get(row["id"], [])
+    candidates = [] if row["kind"] == ScanKind.SWEEP else store.candidates_of_scans([row["id"]]).get(row["id"], [])
     return {**scan_head(row), "ports": ports_list(row), **scan_tail(row, candidates)}
 
 
@@ -55,7 +56,7 @@ def ports_list(row) -> list[dict]:
 
 def scan_tail(row, candidates: list) -> dict:
     """A scan document's fields after its ports: a sweep's targets, or a scan's attribution and candidates."""
-    if row["kind"] == "sweep":
+    if row["kind"] == ScanKind.SWEEP:
         return {"targets": json.loads(row["targets"])}
     return {"attribution": row["attribution"], "candidates": [{
         "rank": rank, "time": iso(ts), "epoch": ts, "lag": round(lag, 6),
@@ -67,7 +68,7 @@ def scan_documents(store: Store, kind: str | None = None) -> Iterator[tuple]:
     """(row, candidates) for each scan selected in `store` (Store.select_scans), of one `kind` or
     all, by start: SCAN_CHUNK rows at a time, their candidates fetched in one query."""
     for chunk in store.scan_chunks(kind, SCAN_CHUNK):
-        candidates = store.candidates_of_scans([row["id"] for row in chunk if row["kind"] != "sweep"])
+        candidates = store.candidates_of_scans([row["id"] for row in chunk if row["kind"] != ScanKind.SWEEP])
         for row in chunk:
             yield row, candidates.get(row["id"], [])
 

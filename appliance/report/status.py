@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import time
 
+from ..words import LABELS, Verdict
 from .evidence import iso
 
 HEARTBEAT_STALE = 60.0   # the daemon writes one every few seconds; a minute without one means it is not running
-VERDICT_WORDS = {"harvester": "CONFIRMED HARVESTER", "suspect": "suspect", "clean": "clean",
-                 "unprobed": "unprobed"}
+# How the status command writes each verdict: the one a user must not miss stands out.
+VERDICT_WORDS = {verdict: label.upper() if verdict == Verdict.HARVESTER else label for verdict, label in LABELS.items()}
 
 
 def daemon_state(status: dict, now: float) -> dict:

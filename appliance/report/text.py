@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from ..words import Attribution, ScanKind
 from .evidence import ports_list, scan_documents, scan_head, scan_tail, scanner_families, suspect_document
 
 
@@ -13,7 +14,7 @@ def write_text(out: TextIO, store, lookback: float) -> None:
         # A scan's ports are not listed, only a sweep's first few: decoded for sweeps alone.
         doc = {**scan_head(row), **scan_tail(row, candidates)}
         protocols = ", ".join(f"{proto} {count}" for proto, count in sorted(doc["protocols"].items()))
-        if doc["kind"] == "sweep":
+        if doc["kind"] == ScanKind.SWEEP:
             sweeps += 1
             ports = ", ".join(f"{p['port']}/{p['proto']}" if p["port"] is not None else p["proto"]
                               for p in ports_list(row)[:8])
@@ -28,7 +29,7 @@ def write_text(out: TextIO, store, lookback: float) -> None:
         if not doc["candidates"]:
             out.write(f"Unattributed: no packet was sent from {doc['target']} in the {lookback:g} s before the scan.\n\n")
             continue
-        if doc["attribution"] == "certain":
+        if doc["attribution"] == Attribution.CERTAIN:
             out.write("Certain: the scanned address contacted only this endpoint before the scan...\n")
         else:
             out.write("One or more of these packets may have triggered the scan...\n")

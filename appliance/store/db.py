@@ -17,14 +17,16 @@ from operator import itemgetter
 from typing import Iterator
 
 from ..detect.scans import PORTSCAN, Scan
+from ..words import Attribution
 from .live import LiveRecords
+from .queries import Queries
 from .rows import ports_text, targets_text
 
 class StoreError(RuntimeError):
     """The store cannot be used as it is (a newer schema, ...): said plainly, nothing changed."""
 
 
-CERTAIN, CANDIDATE, UNATTRIBUTED = "certain", "candidate", "unattributed"
+CERTAIN, CANDIDATE, UNATTRIBUTED = Attribution.CERTAIN, Attribution.CANDIDATE, Attribution.UNATTRIBUTED
 
 MIGRATIONS = [
     # 1: the correlator core
@@ -150,13 +152,14 @@ SUSPICION_ORDER = "(scans + 1.0) / (exposures + 2) DESC, score DESC"
 SUSPECT_ORDER = f"{SUSPICION_ORDER}, min_lag, proto, dst, dport"
 
 
-class Store(LiveRecords):
-    def __init__(self, path: str, *, readonly: bool = False, scratch: bool = False):
+class Store(LiveRecords, Queries):
+    def __init__(self, path: str, *, readonly: bool = False, scratch: bool = False, shared: bool = False):
         """`scratch`: a store thrown away when the process ends (`analyze` without --db). It has
-        nothing to keep safe from a power cut, so it writes without journal or syncs."""
+        nothing to keep safe from a power cut, so it writes without journal or syncs. `shared`: a
+        read-only connection that threads take turns on (under a lock of the caller's)."""
         self.path = path
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, check_same_thread=not shared)
         else:
             self.db = sqlite3.connect(path, timeout=30.0)
             if scratch:

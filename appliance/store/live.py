@@ -11,7 +11,9 @@ import json
 import sqlite3
 import time
 
-HARVESTER, SUSPECT, CLEAN, UNPROBED = "harvester", "suspect", "clean", "unprobed"
+from ..words import Verdict
+
+HARVESTER, SUSPECT, CLEAN, UNPROBED = Verdict.HARVESTER, Verdict.SUSPECT, Verdict.CLEAN, Verdict.UNPROBED
 # A server that was a trigger candidate stays a suspect until this many probes of it, sent after
 # its last candidacy, went by without a scan.
 CLEARING_PROBES = 3
@@ -159,5 +161,5 @@ class LiveRecords:
                 e["verdict"] = SUSPECT
             elif e["probes"]:
                 e["verdict"] = CLEAN
-        order = {HARVESTER: 0, SUSPECT: 1, CLEAN: 2, UNPROBED: 3}
-        return sorted(servers.values(), key=lambda e: (order[e["verdict"]], e["server"]))
+        order = list(Verdict)  # most serious first
+        return sorted(servers.values(), key=lambda e: (order.index(e["verdict"]), e["server"]))

@@ -11,6 +11,7 @@ import os
 from flask import Flask, g
 
 from ..settings import STORE_PATH
+from ..words import LABELS, Attribution, ScanKind, Verdict
 from .lan import LanOnly
 
 
@@ -23,6 +24,8 @@ def create_app(db_path: str | None = None, *, extra_lan: tuple[str, ...] = (), l
     )
     app.json.sort_keys = False
     app.json.compact = False
+    # The words the templates compare and show, from their one definition.
+    app.jinja_env.globals.update(Attribution=Attribution, LABELS=LABELS, ScanKind=ScanKind, Verdict=Verdict)
     from . import views
     app.register_blueprint(views.pages)
     app.register_blueprint(views.api, url_prefix="/api")

@@ -18,14 +18,10 @@ import time
 from ..report.evidence import iso, scan_document, suspect_document
 from ..report.status import daemon_state
 from ..store.db import Store
+from ..words import Attribution, ScanKind, Verdict
 
 PAGE_SIZE = 50
 TIMELINE_HOURS = 48
-ATTRIBUTIONS = ("certain", "candidate", "unattributed")
-
-
-def _count(store: Store, sql: str, args=()) -> int:
-    return store.db.execute(sql, args).fetchone()[0]
 
 
 class _Memo:
@@ -34,7 +30,7 @@ class _Memo:
     they take a few hundred ms to compute, and the page is asked for far more often than the daemon
     commits (every few seconds).
 
-    A long-lived read-only connection per store asks `PRAGMA data_version`, which changes whenever
+    A long-lived read-only connection per store asks its data version, which changes whenever
     another connection (the daemon, `analyze`) committed since it last asked; the version is read
     before computing, so a kept result is never older than the last commit: exactly what computing
     it again would give. One thread computes a missing entry; the others wait for it."""
@@ -82,20 +78,20 @@ class _Memo:
                 while len(self.stores) >= self.MAX_STORES:
                     self._drop(next(iter(self.stores)), identity[0])
                 try:
-                    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, check_same_thread=False)
+                    watcher = Store(path, readonly=True, shared=True)
                 except sqlite3.Error:
                     return None, None
-                slot = self.stores[path] = {"identity": identity, "conn": conn, "lock": threading.Lock(),
+                slot = self.stores[path] = {"identity": identity, "watcher": watcher, "lock": threading.Lock(),
                                             "version": None, "values": {}, "flights": {}}
             try:
-                return slot, (identity, slot["conn"].execute("PRAGMA data_version").fetchone()[0])
+                return slot, (identity, slot["watcher"].data_version())
             except sqlite3.Error:
                 return None, None
 
     def _drop(self, path: str, pid: int) -> None:
         slot = self.stores.pop(path)
         if slot["identity"][0] == pid:  # a connection inherited from the parent process is left alone
-            slot["conn"].close()
+            slot["watcher"].close()
 
 
 _memo = _Memo()
@@ -129,13 +125,7 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
     """The daemon's status and the Overview's parts that do not depend on the time."""
     status = store.status()
     verdicts = _verdicts(store)
-    skipped: dict[str, int] = {}
-    for (text,) in store.db.execute("SELECT skipped FROM imports WHERE skipped IS NOT NULL"):
-        for reason, count in json.loads(text).items():
-            skipped[reason] = skipped.get(reason, 0) + count
-    offsets = [row[0] for row in store.db.execute(
-        "SELECT offset FROM probes WHERE offset IS NOT NULL ORDER BY sent_at DESC LIMIT 20")]
-    gaps = store.db.execute("SELECT * FROM gaps ORDER BY start DESC LIMIT 10").fetchall()
+    offsets = store.recent_ntp_offsets(20)
     prober = status.get("prober") or {}
     return status, {
         "firewall": status.get("firewall"),
@@ -147,28 +137,21 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
         "clock": {"offset_ms": round(statistics.median(offsets) * 1000, 1), "replies": len(offsets)} if offsets else None,
         "last_record": _iso_or_none(status.get("last_record")),
         "capture": status.get("capture"),
-        "skipped_lines": skipped,
-        "gaps": {"total": _count(store, "SELECT count(*) FROM gaps"),
-                 "latest": [_gap(row) for row in gaps]},
+        "skipped_lines": store.skipped_lines(),
+        "gaps": {"total": store.count_gaps(), "latest": [_gap(row) for row in store.latest_gaps(10)]},
         "numbers": {
-            "scans": _count(store, "SELECT count(*) FROM scans WHERE kind='portscan'"),
-            "sweeps": _count(store, "SELECT count(*) FROM scans WHERE kind='sweep'"),
-            "scanners": _count(store, "SELECT count(DISTINCT scanner) FROM scans"),
-            "scanner_families": _count(store, "SELECT count(DISTINCT scanner_net) FROM scans"),
-            "probes": _count(store, "SELECT count(*) FROM probes WHERE sent_at IS NOT NULL"),
+            **store.scan_numbers(),
             "servers": len(verdicts),
-            "harvesters": sum(v["verdict"] == "harvester" for v in verdicts),
-            "suspects": sum(v["verdict"] == "suspect" for v in verdicts),
-            "clean": sum(v["verdict"] == "clean" for v in verdicts),
+            "harvesters": sum(v["verdict"] == Verdict.HARVESTER for v in verdicts),
+            "suspects": sum(v["verdict"] == Verdict.SUSPECT for v in verdicts),
+            "clean": sum(v["verdict"] == Verdict.CLEAN for v in verdicts),
         },
         "latest_harvester": _latest_harvester(store),
     }
 
 
 def _latest_harvester(store: Store) -> dict | None:
-    row = store.db.execute(
-        "SELECT s.id, s.scanner, s.start, s.port_count, p.server, p.address, p.kind, p.sent_at FROM scans s "
-        "JOIN probes p ON p.id = s.probe_id ORDER BY s.start DESC LIMIT 1").fetchone()
+    row = store.latest_probe_scan()
     if row is None:
         return None
     return {"server": row["server"], "probe_address": row["address"], "probe_kind": row["kind"],
@@ -179,37 +162,22 @@ def _latest_harvester(store: Store) -> dict | None:
 def timeline(store: Store, now: float) -> dict:
     """Probes and scans per hour over the last 48 hours of data (ending now, or at the newest scan
     for a store that `analyze` filled from old logs)."""
-    newest = _memo.get(store, "newest_scan", lambda: store.db.execute("SELECT max(start) FROM scans").fetchone()[0])
+    newest = _memo.get(store, "newest_scan", store.newest_scan_start)
     end = now if newest is None or newest > now - TIMELINE_HOURS * 3600 else newest
     end = (int(end) // 3600 + 1) * 3600
     start = end - TIMELINE_HOURS * 3600
 
-    def count() -> tuple[list, list]:
-        scans = [0] * TIMELINE_HOURS
-        probes = [0] * TIMELINE_HOURS
-        for (hour, n) in store.db.execute(
-                "SELECT CAST((start - ?) / 3600 AS INTEGER), count(*) FROM scans WHERE start >= ? AND start < ? "
-                "GROUP BY 1", (start, start, end)):
-            scans[hour] = n
-        for (hour, n) in store.db.execute(
-                "SELECT CAST((sent_at - ?) / 3600 AS INTEGER), count(*) FROM probes WHERE sent_at >= ? AND sent_at < ? "
-                "GROUP BY 1", (start, start, end)):
-            probes[hour] = n
-        return scans, probes
-    scans, probes = _memo.get(store, ("timeline", start), count)
+    scans, probes = _memo.get(store, ("timeline", start), lambda: store.hourly_counts(start, TIMELINE_HOURS))
     return {"start": iso(start), "start_epoch": start, "hours": TIMELINE_HOURS, "scans": list(scans),
             "probes": list(probes)}
 
 
 def servers(store: Store) -> list[dict]:
-    lags: dict[str, list[float]] = {}
-    for server, lag in store.db.execute(
-            "SELECT p.server, s.start - p.sent_at FROM scans s JOIN probes p ON p.id = s.probe_id ORDER BY 2"):
-        lags.setdefault(server, []).append(round(lag, 3))
+    lags = store.probe_scan_lags()
     result = []
     for verdict in _verdicts(store):
         entry = {**verdict, "pools": list(verdict["pools"]), "probes_by_kind": dict(verdict["probes_by_kind"])}
-        entry["lags"] = lags.get(entry["server"], [])[:20]
+        entry["lags"] = [round(lag, 3) for lag in lags.get(entry["server"], [])[:20]]
         for key in ("first_seen", "last_seen", "last_candidacy"):
             entry[key] = _iso_or_none(entry[key])
         result.append(entry)
@@ -225,13 +193,13 @@ def scan_filters(args) -> dict:
             filters[key] = _address_or_net(value, key)
     attribution = args.get("attribution") or ""
     if attribution:
-        if attribution not in ATTRIBUTIONS:
-            raise ValueError(f"attribution must be one of {', '.join(ATTRIBUTIONS)}")
+        if attribution not in list(Attribution):
+            raise ValueError(f"attribution must be one of {', '.join(Attribution)}")
         filters["attribution"] = attribution
     kind = args.get("kind") or ""
     if kind:
-        if kind not in ("portscan", "sweep"):
-            raise ValueError("kind must be portscan or sweep")
+        if kind not in list(ScanKind):
+            raise ValueError(f"kind must be {' or '.join(ScanKind)}")
         filters["kind"] = kind
     return filters
 
@@ -246,29 +214,9 @@ def _address_or_net(value: str, key: str) -> str:
 
 
 def scans(store: Store, filters: dict, page: int = 1, per_page: int = PAGE_SIZE) -> dict:
-    where, args = [], []
-    for key, column in (("scanner", "scanner"), ("target", "target"), ("family", "scanner_net"),
-                        ("attribution", "attribution"), ("kind", "kind")):
-        if key in filters:
-            where.append(f"{column} = ?")
-            args.append(filters[key])
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    total = _count(store, f"SELECT count(*) FROM scans {clause}", args)
     page = max(1, page)
-    # Not the scans' port lists and targets (most of a row): the list shows counts only.
-    rows = store.db.execute(f"SELECT id, kind, scanner, scanner_net, target, start, \"end\", port_count, packets, "
-                            f"protocols, attribution, probe_id FROM scans {clause} "
-                            f"ORDER BY start DESC, id DESC LIMIT ? OFFSET ?",
-                            (*args, per_page, (page - 1) * per_page)).fetchall()
-    # Each scan's first-ranked candidate, for the whole page in one query (per scan: ORDER BY rank, ts).
-    ids = [row["id"] for row in rows]
-    tops: dict[int, sqlite3.Row] = {}
-    for offset in range(0, len(ids), 500):
-        chunk = ids[offset:offset + 500]
-        for candidate in store.db.execute(
-                f"SELECT scan_id, dst, dport, proto, lag FROM candidates WHERE scan_id IN ({','.join('?' * len(chunk))}) "
-                f"ORDER BY scan_id, rank, ts", chunk):
-            tops.setdefault(candidate["scan_id"], candidate)
+    total, rows = store.scan_page(filters, per_page, (page - 1) * per_page)
+    tops = store.top_candidates([row["id"] for row in rows])
     items = []
     for row in rows:
         top = tops.get(row["id"])
@@ -291,7 +239,7 @@ def scan(store: Store, scan_id: int) -> dict | None:
     document = scan_document(store, row)
     probe = None
     if row["probe_id"] is not None:
-        p = store.db.execute("SELECT * FROM probes WHERE id=?", (row["probe_id"],)).fetchone()
+        p = store.probe(row["probe_id"])
         probe = {"id": p["id"], "address": p["address"], "server": p["server"], "kind": p["kind"],
                  "port": p["port"], "sent_at": _iso_or_none(p["sent_at"]), "sport": p["sport"],
                  "lag": round(row["start"] - p["sent_at"], 3) if p["sent_at"] else None}
@@ -303,10 +251,7 @@ def scan(store: Store, scan_id: int) -> dict | None:
 
 def scanners(store: Store) -> list[dict]:
     families = {}
-    for row in store.db.execute(
-            "SELECT scanner_net, scanner, count(*) AS scans, sum(kind='sweep') AS sweeps, min(start) AS first, "
-            "max(end) AS last, sum(probe_id IS NOT NULL) AS probe_scans FROM scans GROUP BY scanner_net, scanner "
-            "ORDER BY scanner_net, scanner"):
+    for row in store.scanner_rows():
         family = families.setdefault(row["scanner_net"], {"family": row["scanner_net"], "scanners": [],
                                                           "scans": 0, "sweeps": 0, "probe_scans": 0,
                                                           "first": row["first"], "last": row["last"]})
@@ -329,12 +274,12 @@ def scanners(store: Store) -> list[dict]:
 
 def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
     now = time.time() if now is None else now
-    rows = store.db.execute("SELECT p.*, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id) AS scans "
-                            "FROM probes p ORDER BY p.planned DESC LIMIT ?", (limit,)).fetchall()
+    rows = store.latest_probes(limit)
     prober = store.status().get("prober") or {}
+    total, live = store.probe_counts(now)
     return {
-        "total": _count(store, "SELECT count(*) FROM probes"),
-        "live": _count(store, "SELECT count(*) FROM probes WHERE sent_at IS NOT NULL AND expires > ?", (now,)),
+        "total": total,
+        "live": live,
         "state": prober.get("state"), "reason": prober.get("reason"), "prefix": prober.get("prefix"),
         "next": [{"at": _iso_or_none(plan.get("at")), "server": plan.get("server")} for plan in prober.get("next", [])],
         "probes": [{"id": r["id"], "address": r["address"], "server": r["server"], "kind": r["kind"],
@@ -348,10 +293,7 @@ def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
 
 def harvester_evidence(store: Store) -> list[dict]:
     """One row per scan of a probe address: what an NTP pool operator needs to act on a report."""
-    rows = store.db.execute(
-        "SELECT p.address, p.server, p.kind, p.port, p.sent_at, p.sport, s.id AS scan_id, s.scanner, "
-        "s.scanner_net, s.start, s.end, s.port_count, s.ports FROM scans s JOIN probes p ON p.id = s.probe_id "
-        "ORDER BY p.server, s.start").fetchall()
+    rows = store.probe_scan_evidence()
     return [{"server": r["server"], "probe_address": r["address"], "probe_kind": r["kind"],
              "probe_port": r["port"], "probe_time": iso(r["sent_at"]), "probe_source_port": r["sport"],
              "scan_id": r["scan_id"], "scan_start": iso(r["start"]), "scan_end": iso(r["end"]),

@@ -1,6 +1,8 @@
 """`/metrics`: the Overview's numbers in the Prometheus text format."""
 from __future__ import annotations
 
+from ..words import Verdict
+
 
 def render(doc: dict) -> str:
     numbers, daemon = doc["numbers"], doc["daemon"]
@@ -20,7 +22,7 @@ def render(doc: dict) -> str:
     metric("probes_sent", "probe packets sent", numbers["probes"])
     lines.append("# HELP harvestwatch_servers NTP servers by verdict")
     lines.append("# TYPE harvestwatch_servers gauge")
-    for verdict, key in (("harvester", "harvesters"), ("suspect", "suspects"), ("clean", "clean")):
+    for verdict, key in ((Verdict.HARVESTER, "harvesters"), (Verdict.SUSPECT, "suspects"), (Verdict.CLEAN, "clean")):
         lines.append(f'harvestwatch_servers{{verdict="{verdict}"}} {numbers[key]}')
     metric("gaps", "capture gaps recorded", doc["gaps"]["total"])
     capture = doc["capture"] or {}

@@ -28,7 +28,7 @@ def _open_store(path: str) -> Store:
     try:
         opened = Store(path, readonly=True)
         # The read-only open checks nothing: a garbage or half-created file must fail here, not mid-page.
-        version = opened.db.execute("PRAGMA user_version").fetchone()[0]
+        version = opened.schema_version()
         if version == 0:
             raise StoreError("it is not a HarvestWatch store (or not set up yet)")
         if version > len(MIGRATIONS):

@@ -1,0 +1,149 @@
+"""What the page and the daemon read from the store: every query they need, here, beside the schema.
+
+Mixed into `Store`; every method reads through its connection and returns rows or plain values.
+Nothing here writes. The page turns these rows into its documents (appliance/web/data.py).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from ..words import ScanKind
+
+# The Scans page's filters: query-string name -> column.
+SCAN_FILTERS = {"scanner": "scanner", "target": "target", "family": "scanner_net", "attribution": "attribution",
+                "kind": "kind"}
+
+
+class Queries:
+    db: sqlite3.Connection  # set by Store
+
+    def _one(self, sql: str, args=()):
+        return self.db.execute(sql, args).fetchone()[0]
+
+    # -- the store itself --------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The schema this store was written with (0: not a HarvestWatch store, or not set up yet)."""
+        return self._one("PRAGMA user_version")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (a cache of what was read can tell it is stale)."""
+        return self._one("PRAGMA data_version")
+
+    # -- totals ------------------------------------------------------------------------------
+    def count_scans(self) -> int:
+        return self._one("SELECT count(*) FROM scans")
+
+    def scan_numbers(self) -> dict[str, int]:
+        """Scans, sweeps, scanner addresses and families, and probes sent."""
+        return {
+            "scans": self._one("SELECT count(*) FROM scans WHERE kind=?", (ScanKind.PORTSCAN,)),
+            "sweeps": self._one("SELECT count(*) FROM scans WHERE kind=?", (ScanKind.SWEEP,)),
+            "scanners": self._one("SELECT count(DISTINCT scanner) FROM scans"),
+            "scanner_families": self._one("SELECT count(DISTINCT scanner_net) FROM scans"),
+            "probes": self._one("SELECT count(*) FROM probes WHERE sent_at IS NOT NULL"),
+        }
+
+    def skipped_lines(self) -> dict[str, int]:
+        """Log lines `analyze` skipped, by reason, over every import."""
+        skipped: dict[str, int] = {}
+        for (text,) in self.db.execute("SELECT skipped FROM imports WHERE skipped IS NOT NULL"):
+            for reason, count in json.loads(text).items():
+                skipped[reason] = skipped.get(reason, 0) + count
+        return skipped
+
+    def count_gaps(self) -> int:
+        return self._one("SELECT count(*) FROM gaps")
+
+    def latest_gaps(self, limit: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM gaps ORDER BY start DESC LIMIT ?", (limit,)).fetchall()
+
+    # -- time ----------------------------------------------------------------------------------
+    def recent_ntp_offsets(self, limit: int) -> list[float]:
+        """The clock offsets (s) the latest answered NTP probes measured, newest first."""
+        return [row[0] for row in self.db.execute(
+            "SELECT offset FROM probes WHERE offset IS NOT NULL ORDER BY sent_at DESC LIMIT ?", (limit,))]
+
+    def newest_scan_start(self) -> float | None:
+        return self._one("SELECT max(start) FROM scans")
+
+    def hourly_counts(self, start: float, hours: int) -> tuple[list[int], list[int]]:
+        """Scans and probes sent per hour, for `hours` hours from `start`."""
+        end = start + hours * 3600
+        scans, probes = [0] * hours, [0] * hours
+        for (hour, n) in self.db.execute(
+                "SELECT CAST((start - ?) / 3600 AS INTEGER), count(*) FROM scans WHERE start >= ? AND start < ? "
+                "GROUP BY 1", (start, start, end)):
+            scans[hour] = n
+        for (hour, n) in self.db.execute(
+                "SELECT CAST((sent_at - ?) / 3600 AS INTEGER), count(*) FROM probes WHERE sent_at >= ? AND sent_at < ? "
+                "GROUP BY 1", (start, start, end)):
+            probes[hour] = n
+        return scans, probes
+
+    # -- scans of probe addresses ---------------------------------------------------------------
+    def latest_probe_scan(self) -> sqlite3.Row | None:
+        """The newest scan of a probe address, with its probe (address, server, kind, sent_at)."""
+        return self.db.execute(
+            "SELECT s.id, s.scanner, s.start, s.port_count, p.server, p.address, p.kind, p.sent_at FROM scans s "
+            "JOIN probes p ON p.id = s.probe_id ORDER BY s.start DESC LIMIT 1").fetchone()
+
+    def probe_scan_lags(self) -> dict[str, list[float]]:
+        """Per server: the seconds from each probe to each scan of its address, shortest first."""
+        lags: dict[str, list[float]] = {}
+        for server, lag in self.db.execute(
+                "SELECT p.server, s.start - p.sent_at FROM scans s JOIN probes p ON p.id = s.probe_id ORDER BY 2"):
+            lags.setdefault(server, []).append(lag)
+        return lags
+
+    def probe_scan_evidence(self) -> list[sqlite3.Row]:
+        """One row per scan of a probe address, with the probe: what a pool operator needs, by server."""
+        return self.db.execute(
+            "SELECT p.address, p.server, p.kind, p.port, p.sent_at, p.sport, s.id AS scan_id, s.scanner, "
+            "s.scanner_net, s.start, s.end, s.port_count, s.ports FROM scans s JOIN probes p ON p.id = s.probe_id "
+            "ORDER BY p.server, s.start").fetchall()
+
+    # -- the Scans page ---------------------------------------------------------------------------
+    def scan_page(self, filters: dict, limit: int, offset: int) -> tuple[int, list[sqlite3.Row]]:
+        """(matching scans, one page of them newest first) for the filters in SCAN_FILTERS. The
+        rows leave out the port lists and targets (most of a row): a list shows counts only."""
+        where = [f"{SCAN_FILTERS[key]} = ?" for key in filters]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        args = list(filters.values())
+        total = self._one(f"SELECT count(*) FROM scans {clause}", args)
+        rows = self.db.execute(f"SELECT id, kind, scanner, scanner_net, target, start, \"end\", port_count, packets, "
+                               f"protocols, attribution, probe_id FROM scans {clause} "
+                               f"ORDER BY start DESC, id DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+        return total, rows
+
+    def top_candidates(self, scan_ids: list[int]) -> dict[int, sqlite3.Row]:
+        """Each scan's first-ranked candidate (endpoint and lag), in one query per 500 scans."""
+        tops: dict[int, sqlite3.Row] = {}
+        for offset in range(0, len(scan_ids), 500):
+            chunk = scan_ids[offset:offset + 500]
+            for candidate in self.db.execute(
+                    f"SELECT scan_id, dst, dport, proto, lag FROM candidates "
+                    f"WHERE scan_id IN ({','.join('?' * len(chunk))}) ORDER BY scan_id, rank, ts", chunk):
+                tops.setdefault(candidate["scan_id"], candidate)
+        return tops
+
+    # -- scanners and probes ------------------------------------------------------------------------
+    def scanner_rows(self) -> list[sqlite3.Row]:
+        """Per scanner address, by family: its scans and sweeps, first and last seen, scans of probes."""
+        return self.db.execute(
+            "SELECT scanner_net, scanner, count(*) AS scans, sum(kind=?) AS sweeps, min(start) AS first, "
+            "max(end) AS last, sum(probe_id IS NOT NULL) AS probe_scans FROM scans GROUP BY scanner_net, scanner "
+            "ORDER BY scanner_net, scanner", (ScanKind.SWEEP,)).fetchall()
+
+    def probe(self, probe_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM probes WHERE id=?", (probe_id,)).fetchone()
+
+    def latest_probes(self, limit: int) -> list[sqlite3.Row]:
+        """The newest probes, each with how many scans its address drew."""
+        return self.db.execute("SELECT p.*, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id) AS scans "
+                               "FROM probes p ORDER BY p.planned DESC LIMIT ?", (limit,)).fetchall()
+
+    def probe_counts(self, now: float) -> tuple[int, int]:
+        """(probes ever planned, probe addresses still in their observation window)."""
+        return (self._one("SELECT count(*) FROM probes"),
+                self._one("SELECT count(*) FROM probes WHERE sent_at IS NOT NULL AND expires > ?", (now,)))

@@ -1,0 +1,33 @@
+"""The appliance's words, each defined once and used in code, store, page, JSON, CLI and docs.
+
+Each is a StrEnum: it is stored, compared and written as its plain text ("harvester"), so the
+store, the JSON documents and the templates see strings while the code names one definition.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """What the appliance says of one NTP server (README, "Verdicts"), most serious first."""
+    HARVESTER = "harvester"   # a probe address of it was scanned: confirmed
+    SUSPECT = "suspect"       # a trigger candidate of a scan, not (yet) cleared by later probes
+    CLEAN = "clean"           # probed, never followed by a scan
+    UNPROBED = "unprobed"     # known from the pools, not probed yet
+
+
+# How a verdict reads to a person (the page; the status command; the README's "Verdicts").
+LABELS = {Verdict.HARVESTER: "confirmed harvester", Verdict.SUSPECT: "suspect", Verdict.CLEAN: "clean",
+          Verdict.UNPROBED: "unprobed"}
+
+
+class Attribution(StrEnum):
+    """How sure the appliance is of what triggered one scan."""
+    CERTAIN = "certain"            # the scanned address contacted exactly one endpoint (a probe address)
+    CANDIDATE = "candidate"        # it contacted several: ranked trigger candidates
+    UNATTRIBUTED = "unattributed"  # it sent nothing in the lookback
+
+
+class ScanKind(StrEnum):
+    PORTSCAN = "portscan"  # one source, many ports of one address
+    SWEEP = "sweep"        # one source, many of our addresses
