@@ -24,7 +24,7 @@ VAGRANT_BOX := build/vagrant/harvestwatch-debian-arm64.box
 # in ansible/image/vars.yml, which the bootstrap stage sets for itself).
 BUILD_IMAGE := QEMU_CPU=cortex-a57 $(BIN)/ansible-playbook -i localhost, ansible/build-image.yml -e image_suite=$(IMAGE_SUITE)
 
-.PHONY: demo demo-offline test bench bench-live bench-web system-deps venv clean wheel \
+.PHONY: demo demo-offline test check lint bench bench-live bench-web system-deps venv clean wheel \
   image image-deps image-boot vagrant-deps vagrant-box vagrant-test
 
 # apt-get install what is missing of a package list (root only; otherwise say what is missing).
@@ -54,6 +54,18 @@ venv: $(STAMP)
 test: system-deps venv
 	$(BIN)/python -m pytest -q
 
+# The quick tier: every test that needs neither root, network namespaces, a browser, Ansible nor a
+# root filesystem build (their marks: pyproject.toml). No root needed; under a minute on 2 cores.
+check: venv
+	$(BIN)/python -m pytest -q -n 2 -m "not (root or netns or browser or ansible or image)"
+
+# ruff (Python), yamllint and ansible-lint (playbooks and roles); tests/test_lint.py runs the same.
+lint: venv
+	$(BIN)/ruff check appliance tests image
+	$(BIN)/yamllint --strict ansible .yamllint
+	cd ansible && PATH=$(abspath $(BIN)):$$PATH ansible-lint --offline site.yml build-image.yml \
+	  roles/harvestwatch roles/harvestwatch_pi
+
 # The whole appliance against the network-namespace lab (router, pool DNS, honest NTP servers, a
 # harvester and its scanners), until Ctrl-C; everything stays inside namespaces in 2001:db8::/32.
 demo: system-deps venv
@@ -79,7 +91,7 @@ bench-web: system-deps venv
 	$(BIN)/python tests/bench/bench_web.py --work $(WORK) --scans 100000
 
 # The appliance as a wheel, for ansible/site.yml (harvestwatch_source) and the Vagrant VM: pure
-# Python (no compiled lane), since it is built here for an arm64 Pi.
+# Python (without the parser's C leaf), since it is built here for an arm64 Pi.
 wheel: venv
 	rm -rf dist/harvestwatch-*.whl build/lib build/bdist.*  # setuptools' staging: stale files would ship
 	HARVESTWATCH_PURE=1 $(BIN)/pip wheel --quiet --no-deps -w dist .

@@ -23,8 +23,10 @@ import argparse
 import ipaddress
 import json
 import random
+import socket
 import sys
 import time
+from functools import lru_cache
 
 START = 1768262400.0  # 2026-01-13 00:00:00 UTC
 UPTIME_AT_START = 1000.0
@@ -46,9 +48,13 @@ SCAN_PORTS_UDP = [53, 67, 69, 111, 123, 137, 161, 177, 389, 500, 623, 1194, 1434
 MAC = "b8:27:eb:00:00:01:f8:1a:67:00:00:02:86:dd"
 
 
+@lru_cache(maxsize=1 << 16)
 def expand(address: str) -> str:
-    """The kernel prints IPv6 addresses fully expanded."""
-    return ipaddress.ip_address(address).exploded
+    """The kernel prints IPv6 addresses fully expanded (as ipaddress's `exploded`, ten times faster)."""
+    if ":" not in address:
+        return address
+    digits = socket.inet_pton(socket.AF_INET6, address).hex()
+    return ":".join(digits[i:i + 4] for i in range(0, 32, 4))
 
 
 def syslog_stamp(ts: float) -> str:
@@ -69,7 +75,7 @@ class Writer:
 
 
 def inbound(src, dst, proto, sport, dport, rng):
-    tail = (f"WINDOW=1024 RES=0x00 SYN URGP=0" if proto == "TCP" else "LEN=8")
+    tail = ("WINDOW=1024 RES=0x00 SYN URGP=0" if proto == "TCP" else "LEN=8")
     return (f"HW-IN IN=eth0 OUT= MAC={MAC} SRC={expand(src)} DST={expand(dst)} LEN={60 if proto == 'TCP' else 48} "
             f"TC=0 HOPLIMIT={rng.randint(40, 60)} FLOWLBL=0 PROTO={proto} SPT={sport} DPT={dport} {tail}")
 
@@ -98,14 +104,15 @@ def noise_events(rng, t0, span):
     events = []
     for _ in range(rng.randint(6, 12)):  # background radiation: one stray packet each
         src = random_address(rng, ipaddress.ip_network(f"2001:db8:{rng.randint(0x100, 0xfff):x}::/48"))
-        events.append((t0 + rng.uniform(0, span), inbound(src, random_address(rng), "TCP",
-                                                            rng.randint(1024, 65535), rng.choice([22, 23, 80, 443]), rng)))
+        events.append((t0 + rng.uniform(0, span), inbound(src, random_address(rng), "TCP", rng.randint(1024, 65535),
+                                                            rng.choice([22, 23, 80, 443]), rng)))
     quiet = random_address(rng)  # a never-scanned address going about its business
     for server in rng.sample(HONEST, 3):
         events.append((t0 + rng.uniform(0, span), outbound(quiet, server, "UDP", rng.randint(32768, 60999), 123)))
     events.append((t0 + rng.uniform(0, span), outbound(quiet, RESOLVER, "UDP", rng.randint(32768, 60999), 53)))
     for _ in range(rng.randint(1, 3)):
-        events.append((t0 + rng.uniform(0, span), outbound(quiet, rng.choice(WEB), "TCP", rng.randint(32768, 60999), 443)))
+        events.append((t0 + rng.uniform(0, span),
+                       outbound(quiet, rng.choice(WEB), "TCP", rng.randint(32768, 60999), 443)))
     for _ in range(rng.randint(1, 3)):  # unrelated kernel chatter
         events.append((t0 + rng.uniform(0, span), rng.choice([
             "usb 1-1.3: new high-speed USB device number 4 using dwc_otg",
@@ -115,7 +122,8 @@ def noise_events(rng, t0, span):
         cut = outbound(quiet, rng.choice(HONEST), "UDP", 40000, 123)
         events.append((t0 + rng.uniform(0, span), cut[: rng.randint(20, len(cut) - 20)].rsplit(" ", 1)[0]))
     if rng.random() < 0.3:
-        events.append((t0 + rng.uniform(0, span), "".join(chr(rng.randint(33, 0x2FF)) for _ in range(rng.randint(5, 80)))))
+        events.append((t0 + rng.uniform(0, span),
+                       "".join(chr(rng.randint(33, 0x2FF)) for _ in range(rng.randint(5, 80)))))
     return events
 
 

@@ -38,23 +38,28 @@ def free_port() -> int:
 def prepare_disk(image: Path, work: Path, size: str) -> Path:
     disk = work / "card.img"
     subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", str(work / "key")], check=True)
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True, text=True).stdout)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", str(work / "key")],
+                   check=True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
+                                      text=True).stdout)
     boot = table["partitiontable"]["partitions"][0]
     offset = int(boot["start"]) * 512
-    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{offset}", str(work / "key.pub"), "::harvestwatch/authorized_keys"], check=True)
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{offset}", str(work / "key.pub"), "::harvestwatch/authorized_keys"],
+                   check=True)
     subprocess.run(["qemu-img", "resize", "-q", "-f", "raw", str(disk), size], check=True)
     return disk
 
 
-def start_vm(disk: Path, virt: Path, work: Path, ssh_port: int, page_port: int, cpus: int, memory: int) -> subprocess.Popen:
+def start_vm(disk: Path, virt: Path, work: Path, ssh_port: int, page_port: int, cpus: int,
+             memory: int) -> subprocess.Popen:
     cmdline = "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 net.ifnames=0"
     command = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(cpus), "-m", str(memory),
         "-nographic", "-no-reboot",
         "-kernel", str(virt / "vmlinuz"), "-initrd", str(virt / "initrd.img"), "-append", cmdline,
         "-drive", f"file={disk},format=raw,if=virtio",
-        "-netdev", f"user,id=lan,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{page_port}-:80",
+        "-netdev", (f"user,id=lan,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
+                    f"hostfwd=tcp:127.0.0.1:{page_port}-:80"),
         "-device", "virtio-net-pci,netdev=lan",
     ]
     console = open(work / "console.log", "wb")
@@ -107,7 +112,8 @@ def main() -> int:
                 pass
             time.sleep(3)
         if reached is None:
-            print(f"boot-check: no SSH within {args.timeout:.0f} s; console: {args.work / 'console.log'}", file=sys.stderr)
+            print(f"boot-check: no SSH within {args.timeout:.0f} s; console: {args.work / 'console.log'}",
+                  file=sys.stderr)
             print((args.work / "console.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             return 1
         print(f"SSH answered (first-boot key import worked) {reached:.1f} s after QEMU started")
@@ -158,12 +164,15 @@ def main() -> int:
             "this card's own SSH host key": ("ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub", None),
             "machine id made at first boot": ("cat /etc/machine-id", None),
             "hostname": ("hostname", None),
-            "privacy sysctls": ("/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.default.temp_prefered_lft", None),
+            "privacy sysctls": ("/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr "
+                                "net.ipv6.conf.default.temp_prefered_lft", None),
             "firewall chains (legacy ip6tables)": ("sudo ip6tables-legacy -S | grep -c '^-A HW-' ", None),
             "iptables default": ("readlink -f /etc/alternatives/ip6tables", None),
-            "firewall verified by the appliance": ("sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify", verified),
+            "firewall verified by the appliance": ("sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify",
+                                                   verified),
             "daemon": ("sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12", None),
-            "journal (harvestwatch)": ("sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager -o short-monotonic | tail -n 15", None),
+            "journal (harvestwatch)": ("sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager "
+                                       "-o short-monotonic | tail -n 15", None),
         }
         for title, (command, judge) in checks.items():
             result = ssh(args.work, ssh_port, command)

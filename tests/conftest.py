@@ -1,12 +1,29 @@
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "psad-scans"
+
+
+# A test that uses one of these fixtures is in these tiers (pyproject.toml, "markers"):
+# `make check` leaves it out.
+FIXTURE_TIERS = {
+    "net": ("root", "netns"),          # tests/probe_net.py: router, app, DNS and NTP namespaces
+    "lan": ("root", "netns"),          # test_prober.py
+    "pair": ("root", "netns"),         # test_firewall.py: an appliance and a peer namespace
+    "dns_ns": ("root", "netns"),       # test_names.py: dnsmasq in a namespace
+    "lab": ("root", "netns"),          # the lab, or a test's own namespaces (test_nflog, test_kernel_lines)
+    "lab_daemon": ("root", "netns"),   # the real daemon in the lab
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture in item.fixturenames:
+            for tier in FIXTURE_TIERS.get(fixture, ()):
+                item.add_marker(tier)
 
 
 @pytest.fixture

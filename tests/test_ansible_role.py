@@ -67,7 +67,8 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+pytestmark = [pytest.mark.root, pytest.mark.ansible, pytest.mark.image,
+              pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")]
 
 
 def _mirror() -> str:
@@ -277,18 +278,6 @@ def test_user(converged, rootfs):
     assert "harvestwatch" in groups
 
 
-def test_ansible_lint():
-    lint = _tool("ansible-lint")
-    if not lint:
-        pytest.skip("ansible-lint not installed")
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", NO_COLOR="1", PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    started = time.monotonic()
-    result = subprocess.run([lint, "--offline", "site.yml", "build-image.yml", "roles/harvestwatch", "roles/harvestwatch_pi"],
-                            capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR)
-    TIMINGS["ansible-lint"] = time.monotonic() - started
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-
-
 # -- the image's stage 2: harvestwatch_pi on the same root filesystem ---------------------------
 PI_ROLE_FILES = ANSIBLE_DIR / "roles" / "harvestwatch_pi" / "files"
 
@@ -310,7 +299,8 @@ def _pi_playbook(rootfs: Path, pubkey: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def pi_converged(converged, rootfs, tmp_path_factory):
     keys = tmp_path_factory.mktemp("keys")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "builder@test", "-f", str(keys / "id")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "builder@test", "-f", str(keys / "id")],
+                   check=True)
     (rootfs / "var/tmp/build-ca-bundle.pem").write_text("lent by the build\n")
     first = _pi_playbook(rootfs, keys / "id.pub")
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
@@ -339,8 +329,8 @@ def test_pi_system_ssh_is_key_only_for_the_admin(pi_converged, rootfs):
     for line in ("PasswordAuthentication no", "PermitRootLogin no", "AllowUsers hwadmin"):
         assert line in sshd
     # sshd itself accepts the configuration (a typo would keep SSH from starting on the Pi).
-    check = subprocess.run(["chroot", str(rootfs), "sh", "-c", "mkdir -p /run/sshd && ssh-keygen -q -A && sshd -t; rc=$?; rm -f /etc/ssh/ssh_host_*; exit $rc"],
-                           capture_output=True, text=True)
+    check = subprocess.run(["chroot", str(rootfs), "sh", "-c", "mkdir -p /run/sshd && ssh-keygen -q -A && sshd -t; "
+                            "rc=$?; rm -f /etc/ssh/ssh_host_*; exit $rc"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     authorized = (rootfs / "home/hwadmin/.ssh/authorized_keys").read_text()
     assert pubkey in authorized

@@ -86,7 +86,8 @@ def test_apply_is_verified_and_idempotent(pair):
 CLIENT = """
 import json, socket, sys
 results = {}
-for name, source, port in (("lan-ssh", sys.argv[1], 22), ("outside-ssh", sys.argv[2], 22), ("outside-9999", sys.argv[2], 9999)):
+for name, source, port in (("lan-ssh", sys.argv[1], 22), ("outside-ssh", sys.argv[2], 22),
+                           ("outside-9999", sys.argv[2], 9999)):
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     s.settimeout(1.0)
     s.bind((source, 0))
@@ -183,7 +184,7 @@ def test_remove_takes_out_only_ours(pair):
     nets, app, _ = pair
     nets.exec(app, ["ip6tables-legacy", "-A", "INPUT", "-s", "2001:db8:5::/64", "-j", "ACCEPT"])
     assert apply_in(nets, app) == []
-    assert [l for l in saved(nets, app) if l.startswith("-A INPUT")] == \
+    assert [rule for rule in saved(nets, app) if rule.startswith("-A INPUT")] == \
         ["-A INPUT -j HW-IN", "-A INPUT -s 2001:db8:5::/64 -j ACCEPT"]
     in_ns(nets, app, "from appliance.host import firewall; firewall.remove(); firewall.remove()")
     assert saved(nets, app) == ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT",
@@ -240,6 +241,7 @@ def test_missing_kernel_extensions_are_named(tmp_path):
     assert firewall.missing_extensions(str(tmp_path / "nowhere")) == ["ip6_tables (no /proc/net/ip6_tables_*)"]
 
 
+@pytest.mark.root
 def test_an_unprivileged_daemon_is_not_told_the_kernel_lacks_ip6_tables():
     """The kernel's listings are root-only (0440) and the daemon runs as its own user: found on
     the booted image, where the hint wrongly said "the kernel lacks: ip6_tables"."""

@@ -2,11 +2,12 @@
 import gzip
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_parse import V6_BODY
 
 from appliance.parse.clock import LineClock
 from appliance.parse.netfilter import NetfilterParser
-from test_parse import V6_BODY
 
 # Every test here runs under both twins of the parser (conftest.twin).
 pytestmark = pytest.mark.usefixtures("twin")

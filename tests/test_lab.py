@@ -11,6 +11,8 @@ import pytest
 
 from tests.lab.netns import NetnsUnavailable, run
 
+pytestmark = [pytest.mark.root, pytest.mark.netns]
+
 if os.geteuid() != 0:
     pytest.skip("the lab needs root (network namespaces)", allow_module_level=True)
 

@@ -20,10 +20,10 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from appliance.capture.nflog import (NFULNL_MSG_PACKET, NflogError, NflogReader, _NLMSGHDR,
-                                     decode_message)
+from appliance.capture.nflog import _NLMSGHDR, NFULNL_MSG_PACKET, NflogError, NflogReader, decode_message
 from appliance.parse.netfilter import FORWARDED, INBOUND, OUTBOUND, Packet
 from tests.lab.netns import Namespaces, NetnsUnavailable
 

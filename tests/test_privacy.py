@@ -36,6 +36,8 @@ print(json.dumps({"in_force": state.in_force, "problems": state.problems, "resto
 """
 
 
+@pytest.mark.root
+@pytest.mark.netns
 def test_kernel_switching_temporary_addresses_off_is_reported_and_restored():
     """A real interface in a throw-away namespace, put in the state the kernel leaves it in after
     "regeneration time exceeded" (use_tempaddr=-1)."""

@@ -28,9 +28,19 @@ import time
 import pytest
 
 from appliance.probe import addresses
-from appliance.probe.addresses import (IFA_F_DADFAILED, IFA_F_MANAGETEMPADDR, IFA_F_NODAD, IFA_F_PERMANENT,
-                                       IFA_F_TEMPORARY, InterfaceAddress, InterfaceGone, choose_prefix_source,
-                                       is_reserved_iid, mint_probe_address, random_address)
+from appliance.probe.addresses import (
+    IFA_F_DADFAILED,
+    IFA_F_MANAGETEMPADDR,
+    IFA_F_NODAD,
+    IFA_F_PERMANENT,
+    IFA_F_TEMPORARY,
+    InterfaceAddress,
+    InterfaceGone,
+    choose_prefix_source,
+    is_reserved_iid,
+    mint_probe_address,
+    random_address,
+)
 from appliance.probe.ntp import BadReply, client_request, ntp_to_unix, parse_reply
 from appliance.probe.pools import PoolLookupError, resolve_pool
 from appliance.probe.send import send_probe
@@ -236,7 +246,8 @@ def test_unknown_probe_kind_is_a_programming_error():
 def test_pool_errors_without_any_network():
     with pytest.raises(PoolLookupError) as caught:
         resolve_pool("pool.probe.test", nameservers=[])
-    assert caught.value.reason == "no nameservers given" and str(caught.value) == "pool.probe.test: no nameservers given"
+    assert caught.value.reason == "no nameservers given"
+    assert str(caught.value) == "pool.probe.test: no nameservers given"
     with pytest.raises(PoolLookupError) as caught:
         resolve_pool("pool.probe.test", nameservers=["ns.example"])
     assert caught.value.reason.startswith("bad nameserver in ['ns.example']")

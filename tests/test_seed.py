@@ -47,7 +47,8 @@ def test_seed_detective_output(tmp_path, analyze_json, run_cli):
         assert scan["start"] == f"2016-01-13T{start}.000Z"
         assert (scan["scanner"], scan["port_count"], scan["duration"]) == (scanner, ports, 0.0)
         got = sorted((c["time"][11:19], c["sport"], c["dst"], c["dport"], c["lag"]) for c in scan["candidates"])
-        want = sorted((at, sport, server, 123, float(int(start[-2:]) - int(at[-2:]) + 60 * (int(start[3:5]) - int(at[3:5]))))
+        want = sorted((at, sport, server, 123,
+                       float(int(start[-2:]) - int(at[-2:]) + 60 * (int(start[3:5]) - int(at[3:5]))))
                       for at, sport, server in triggers)
         assert got == want
     # A single trigger to a single server from an address that sent nothing else: certain.

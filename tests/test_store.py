@@ -6,9 +6,10 @@ import subprocess
 import sys
 import time
 
+from test_seed import seed_log
+
 from appliance.store.db import MIGRATIONS, Store
 from appliance.synthlog import generate
-from test_seed import seed_log
 
 
 def counts(path):
@@ -48,7 +49,7 @@ def test_killed_import_keeps_what_was_committed(tmp_path):
     """SIGKILL an import mid-run: the store opens, passes an integrity check, and a rerun completes it."""
     log, db = tmp_path / "big.log", tmp_path / "hw.sqlite"
     with open(log, "w") as out:
-        generate(out, 400_000, seed=5)
+        generate(out, 150_000, seed=5)  # an import of a second or two: killed after its first commit
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "analyze", "--db", str(db), str(log)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -108,7 +109,8 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
     assert [d["id"] for d in documents] == ids
     # Each family with every one of its addresses, sorted, and its first and last scan.
     assert document["scanner_families"] == [
-        {"net": f"2001:db8:bad:{k + 1}::/64", "scanners": sorted(f"2001:db8:bad:{k + 1}::{n:x}" for n in range(k, 1200, 5)),
+        {"net": f"2001:db8:bad:{k + 1}::/64",
+         "scanners": sorted(f"2001:db8:bad:{k + 1}::{n:x}" for n in range(k, 1200, 5)),
          "scans": 240, "sweeps": 0, "first": iso(t0 + 10 * k), "last": iso(t0 + 10 * (1195 + k) + 1)}
         for k in range(5)]
     for document, row in zip(documents, rows):
@@ -135,7 +137,8 @@ def test_candidate_ranks_follow_the_evidence_and_change_when_it_does(tmp_path):
 
     def scan(target, start, *candidates):
         return Scan(PORTSCAN, "2001:db8:bad::1", target, start, start + 1, 20, [("TCP", p) for p in range(1, 21)],
-                    candidates=[Candidate(start - lag, target, 40000, dst, port, "UDP") for lag, dst, port in candidates])
+                    candidates=[Candidate(start - lag, target, 40000, dst, port, "UDP")
+                                for lag, dst, port in candidates])
 
     def ranks(scan_id):
         (row,) = store.scans([scan_id])

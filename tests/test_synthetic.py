@@ -1,7 +1,6 @@
 """Ground truth from the synthetic appliance log: every triggered scan is found with its true
 trigger ranked first, scans nobody triggered are unattributed, sweeps are sweeps."""
 import io
-import json
 
 import pytest
 

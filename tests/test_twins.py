@@ -11,14 +11,15 @@ import random
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_seed import seed_log
 
 from appliance.analyze import Settings, analyze
 from appliance.parse import netfilter
 from appliance.report.text import write_text
 from appliance.store.db import Store
 from appliance.synthlog import expand, generate
-from test_seed import seed_log
 
 
 def test_the_c_leaf_is_built():

@@ -10,8 +10,8 @@ import re
 import pytest
 from markupsafe import escape
 
-from appliance.web import create_app
 from appliance.store.db import Store
+from appliance.web import create_app
 from tests import web_store as ws
 
 LOCAL = "::1"
@@ -417,7 +417,8 @@ def test_a_store_filled_by_analyze_alone(analyzed):
     assert "Certain:" not in page
     assert site.json(f"/api/scans/{candidate['id']}")["suspects"]
     assert "No probes yet." in site.html("/probes")
-    assert site.get("/metrics").status_code == 200 and "harvestwatch_daemon_up 0" in site.get("/metrics").get_data(as_text=True)
+    metrics = site.get("/metrics")
+    assert metrics.status_code == 200 and "harvestwatch_daemon_up 0" in metrics.get_data(as_text=True)
 
 
 # -- hostile strings -------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ SCREENS = Path("/tmp/hw-screens")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing (apt-get install chromium; `make test` installs it)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                 reason=f"{CHROMIUM} is missing (apt-get install chromium; `make test` installs it)")]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
 
@@ -139,7 +140,8 @@ class Watched:
         self.page_errors: list[str] = []
         self.bad_responses: list[str] = []
         self.dialogs: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(f"{m.text} ({m.location.get('url')})"))
+        self.page.on("console", lambda m: m.type == "error"
+                     and self.console_errors.append(f"{m.text} ({m.location.get('url')})"))
         self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         self.page.on("response", lambda r: r.status >= 400 and self.bad_responses.append(f"{r.status} {r.url}"))
         self.page.on("dialog", self._dialog)

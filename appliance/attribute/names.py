@@ -47,7 +47,8 @@ class ScannerNamer(threading.Thread):
     def __init__(self, db_path: str, *, nameservers: list[str] | None = None, every: float = 30.0,
                  batch: int = 20, timeout: float = 2.0):
         super().__init__(name="scanner-names", daemon=True)
-        self.db_path, self.nameservers, self.every, self.batch, self.timeout = db_path, nameservers, every, batch, timeout
+        self.db_path, self.nameservers, self.every = db_path, nameservers, every
+        self.batch, self.timeout = batch, timeout
         self.stop_event = threading.Event()
 
     def stop(self) -> None:

@@ -275,7 +275,8 @@ def verify(ruleset: Ruleset) -> list[str]:
             detail = "; ".join([*(f"missing: {m}" for m in missing[:3]), *(f"unexpected: {e}" for e in extra[:3])])
             problems.append(f"chain {chain_name} differs from the ruleset ({detail or 'rule order'})")
         hook = saved_rules(family, hook_name) or []
-        jumps = [i for i, line in enumerate(r for r in hook if r.startswith("-A ")) if line == f"-A {hook_name} -j {chain_name}"]
+        appended = [line for line in hook if line.startswith("-A ")]
+        jumps = [i for i, line in enumerate(appended) if line == f"-A {hook_name} -j {chain_name}"]
         if not jumps:
             problems.append(f"{hook_name} does not jump to {chain_name} ({COMMANDS[family]})")
         elif jumps[0] != 0:

@@ -76,7 +76,21 @@ BAD_TIMESTAMP = "bad-timestamp"
 BAD_ADDRESS = "bad-address"
 BAD_PROTOCOL = "bad-protocol"  # neither a name the kernel prints nor a number up to 255: garbled
 BAD_PORT = "bad-port"  # a port (or ICMP type) beyond 16 bits: no kernel prints that, the line is garbled
+SKIP_REASONS = (NOT_NETFILTER, TRUNCATED, NO_TIMESTAMP, BAD_TIMESTAMP, BAD_ADDRESS, BAD_PROTOCOL, BAD_PORT)
 MAX_PORT = 65535
+
+# The layouts this parser reads. Each has a sample under tests/files/logs/ with the record expected
+# of every line written beside it (tests/test_samples.py fails for a layout without one).
+FORMATS = {
+    "kern.log": "classic syslog with the kernel's uptime (rsyslog's /var/log/kern.log)",
+    "syslog": "syslog without the uptime (journalctl -k, syslog-ng, busybox syslogd)",
+    "rfc3339": "RFC 3339 stamps (rsyslog's high precision, journalctl -o short-iso and short-iso-precise)",
+    "kmsg": "/dev/kmsg records (microseconds since boot)",
+    "dmesg": "dmesg lines (seconds since boot)",
+    "logemu": "ulogd's LOGEMU (no 'kernel:')",
+    "grep": "a record further inside the line (grep -H file:line output)",
+    "bridge": "bridge-netfilter and nftables layouts (PHYSIN=, MACSRC=)",
+}
 
 
 def normalize_address(text: str) -> str:

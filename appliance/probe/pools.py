@@ -44,7 +44,8 @@ def resolve_pool(name: str, *, nameservers: list[str] | None = None, timeout: fl
     except dns.resolver.NoAnswer:
         raise PoolLookupError(name, "the name exists but has no AAAA (IPv6) records") from None
     except dns.resolver.LifetimeTimeout:
-        raise PoolLookupError(name, f"no answer within {timeout:g} s from {', '.join(map(str, resolver.nameservers))}") from None
+        servers = ", ".join(map(str, resolver.nameservers))
+        raise PoolLookupError(name, f"no answer within {timeout:g} s from {servers}") from None
     except dns.resolver.NoNameservers as exc:
         raise PoolLookupError(name, f"every nameserver failed: {_nameserver_errors(exc)}") from None
     except dns.name.NameTooLong:
@@ -60,7 +61,8 @@ def _resolver(name: str, nameservers: list[str] | None) -> dns.resolver.Resolver
         try:
             return dns.resolver.Resolver(filename=SYSTEM_RESOLV_CONF)
         except dns.resolver.NoResolverConfiguration:
-            raise PoolLookupError(name, f"no nameservers configured ({SYSTEM_RESOLV_CONF} is missing or lists none)") from None
+            raise PoolLookupError(name, f"no nameservers configured ({SYSTEM_RESOLV_CONF} is missing or lists none)"
+                                  ) from None
     if not nameservers:
         raise PoolLookupError(name, "no nameservers given")
     resolver = dns.resolver.Resolver(configure=False)

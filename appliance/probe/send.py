@@ -68,7 +68,8 @@ def send_probe(source: str, server: str, kind: str, *, timeout: float = 2.0) -> 
     return ProbeResult(**result)
 
 
-def _await_reply(sock: socket.socket, transmit_field: bytes, t1: float, timeout: float) -> tuple[NtpReply | None, str | None]:
+def _await_reply(sock: socket.socket, transmit_field: bytes, t1: float,
+                 timeout: float) -> tuple[NtpReply | None, str | None]:
     deadline = time.monotonic() + timeout
     last_problem = None
     while True:  # ends at the deadline; each pass reads one datagram or times out

@@ -44,7 +44,8 @@ def write_status(out, store, *, as_json: bool = False) -> None:
     for name in ("firewall", "privacy"):
         part = status.get(name)
         if part is not None:
-            out.write(f"{name}: {'in force' if part.get('in_force') else 'NOT in force: ' + '; '.join(part.get('problems', []))}\n")
+            problems = "; ".join(part.get("problems", []))
+            out.write(f"{name}: {'in force' if part.get('in_force') else 'NOT in force: ' + problems}\n")
     prober = status.get("prober") or {}
     if prober:
         line = f"prober: {prober.get('state')}"

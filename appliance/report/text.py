@@ -27,7 +27,8 @@ def write_text(out: TextIO, store, lookback: float) -> None:
                   f"packets={doc['packets']} SRC={doc['scanner']} DST={doc['target']} "
                   f"durationSeconds={doc['duration']:.1f} family={doc['scanner_net']}\n")
         if not doc["candidates"]:
-            out.write(f"Unattributed: no packet was sent from {doc['target']} in the {lookback:g} s before the scan.\n\n")
+            out.write(f"Unattributed: no packet was sent from {doc['target']} in the {lookback:g} s "
+                      "before the scan.\n\n")
             continue
         if doc["attribution"] == Attribution.CERTAIN:
             out.write("Certain: the scanned address contacted only this endpoint before the scan...\n")

@@ -22,6 +22,7 @@ from .live import LiveRecords
 from .queries import Queries
 from .rows import ports_text, targets_text
 
+
 class StoreError(RuntimeError):
     """The store cannot be used as it is (a newer schema, ...): said plainly, nothing changed."""
 
@@ -235,7 +236,8 @@ class Store(LiveRecords, Queries):
         ids = []
         for offset in range(0, len(scans), 500):
             chunk = scans[offset:offset + 500]
-            keys = [value for n, scan in enumerate(chunk) for value in (n, scan.kind, scan.scanner, scan.target, scan.start)]
+            keys = [value for n, scan in enumerate(chunk)
+                    for value in (n, scan.kind, scan.scanner, scan.target, scan.start)]
             ids += [row[0] for row in self.db.execute(
                 f"WITH batch(n, kind, scanner, target, start) AS (VALUES {','.join(['(?,?,?,?,?)'] * len(chunk))}) "
                 "SELECT s.id FROM batch JOIN scans s ON s.kind=batch.kind AND s.scanner=batch.scanner "
@@ -342,7 +344,8 @@ class Store(LiveRecords, Queries):
         self.db.execute(
             "WITH ranked AS (SELECT h.scan_id, h.proto, h.dst, h.dport, h.rank AS stored, row_number() OVER ("
             f"    PARTITION BY h.scan_id ORDER BY {SUSPICION_ORDER}, h.lag, h.proto, h.dst, h.dport) AS rank "
-            "  FROM temp.hits h JOIN suspects x ON x.proto = h.proto AND x.dst = h.dst AND x.dport = ifnull(h.dport, ?)) "
+            "  FROM temp.hits h JOIN suspects x "
+            "  ON x.proto = h.proto AND x.dst = h.dst AND x.dport = ifnull(h.dport, ?)) "
             "UPDATE candidates SET rank = r.rank FROM ranked r WHERE r.rank IS NOT r.stored "
             "AND candidates.scan_id = r.scan_id AND candidates.proto = r.proto AND candidates.dst = r.dst "
             "AND candidates.dport IS r.dport", (NO_PORT,))

@@ -115,7 +115,8 @@ def overview(store: Store, now: float | None = None) -> dict:
     daemon = daemon_state(status, now)
     return {
         "generated": iso(now),
-        "daemon": {**daemon, "heartbeat": _iso_or_none(daemon["heartbeat"]), "started": _iso_or_none(daemon["started"])},
+        "daemon": {**daemon, "heartbeat": _iso_or_none(daemon["heartbeat"]),
+                   "started": _iso_or_none(daemon["started"])},
         **stored,
         "timeline": timeline(store, now),
     }
@@ -134,7 +135,8 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
                    "live_addresses": prober.get("live_addresses"), "max_live": prober.get("max_live"),
                    "pool_errors": prober.get("pool_errors") or {}} if prober else None,
         # The median offset of the latest NTP probe replies: how far this clock is from the pools'.
-        "clock": {"offset_ms": round(statistics.median(offsets) * 1000, 1), "replies": len(offsets)} if offsets else None,
+        "clock": ({"offset_ms": round(statistics.median(offsets) * 1000, 1), "replies": len(offsets)}
+                  if offsets else None),
         "last_record": _iso_or_none(status.get("last_record")),
         "capture": status.get("capture"),
         "skipped_lines": store.skipped_lines(),

@@ -47,7 +47,8 @@ class LanOnly:
             status = store().status()
         except HTTPException:
             return []  # no readable store, no on-link prefix: a stranger still gets 403, not the store's path
-        prefixes = [(status.get("prober") or {}).get("prefix"), *((status.get("firewall") or {}).get("lan_prefixes") or [])]
+        prefixes = [(status.get("prober") or {}).get("prefix"),
+                    *((status.get("firewall") or {}).get("lan_prefixes") or [])]
         networks = []
         for prefix in prefixes:
             try:

@@ -14,8 +14,10 @@ def render(doc: dict) -> str:
         lines.append(f"harvestwatch_{name}{labels} {value}")
 
     metric("daemon_up", "1 if the daemon wrote a heartbeat in the last minute", int(daemon["alive"]))
-    metric("firewall_in_force", "1 if the ruleset was verified in force", int(bool((doc["firewall"] or {}).get("in_force"))))
-    metric("privacy_in_force", "1 if the privacy sysctls are in force", int(bool((doc["privacy"] or {}).get("in_force"))))
+    metric("firewall_in_force", "1 if the ruleset was verified in force",
+           int(bool((doc["firewall"] or {}).get("in_force"))))
+    metric("privacy_in_force", "1 if the privacy sysctls are in force",
+           int(bool((doc["privacy"] or {}).get("in_force"))))
     metric("scans", "port scans stored", numbers["scans"], "gauge")
     metric("sweeps", "sweeps stored", numbers["sweeps"])
     metric("scanners", "distinct scanner addresses", numbers["scanners"])

@@ -413,7 +413,7 @@ def run_wrk(wrk: str, script: Path, url: str, connections: int, seconds: int) ->
     out = subprocess.run([wrk, f"-t{connections}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
                           "--latency", "-s", str(script), url], capture_output=True, text=True,
                          timeout=seconds + 60)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH-RESULT ")), None)
+    line = next((text for text in out.stdout.splitlines() if text.startswith("BENCH-RESULT ")), None)
     if line is None:
         sys.exit(f"wrk gave no result for {url} (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
     values = {key: int(float(value)) for key, value in (field.split("=") for field in line.split()[1:])}
@@ -542,12 +542,13 @@ def main() -> int:
         sqlite_version = __import__("sqlite3").sqlite_version
         print(f"server: harvestwatch serve (gunicorn, 2 workers x 4 threads) on 127.0.0.1:{port}, schema "
               f"{version}/{len(MIGRATIONS)}, SQLite {sqlite_version}, {os.cpu_count()} CPUs")
-        print(f"store writer: " + (f"a heartbeat committed every {args.commit_every:g} s during the load, like the "
+        print("store writer: " + (f"a heartbeat committed every {args.commit_every:g} s during the load, like the "
                                    f"daemon's flush" if args.commit_every else "held open, no commits"))
         if wrk:
             script = work / "report.lua"
             script.write_text(LUA)
-            print(f"load: wrk -t{args.connections} -c{args.connections} -d{args.duration}s --latency -s {script} per URL; "
+            print(f"load: wrk -t{args.connections} -c{args.connections} -d{args.duration}s --latency -s {script} "
+                  "per URL; "
                   f"latencies timed per request by the script (see LUA in {Path(__file__).name})")
         else:
             why = "--python-load" if args.python_load else "wrk is not installed"
@@ -567,7 +568,8 @@ def main() -> int:
             else:
                 r = run_python_load(port, url, args.connections, args.duration)
             results[url] = r
-            print(f"{url:12s} {idle:6.1f}ms {fresh:11.1f}ms {r['rps']:8.1f} {r['p50']:6.1f}ms {r['p95']:6.1f}ms {r['p99']:6.1f}ms "
+            print(f"{url:12s} {idle:6.1f}ms {fresh:11.1f}ms {r['rps']:8.1f} {r['p50']:6.1f}ms {r['p95']:6.1f}ms "
+                  f"{r['p99']:6.1f}ms "
                   f"{r['max']:6.0f}ms {r['non2xx']:8d} {r['socket_errors']:7d}  "
                   f"{'yes' if r['p95'] <= TARGET_P95_MS else 'NO ':13s}"
                   + (f"   [{r['wrk_p95']:.1f} ms; {r['wrk_timed']:.2f}, {r['timed']:.2f}]" if wrk else ""), flush=True)

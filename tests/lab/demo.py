@@ -58,7 +58,8 @@ def main(argv=None) -> int:
         try:
             while not stop and time.monotonic() < deadline and daemon.alive():
                 if page.poll() is not None:
-                    print(f"the status page stopped (port {args.port} in use? see {work / 'page.log'})", file=sys.stderr)
+                    print(f"the status page stopped (port {args.port} in use? see {work / 'page.log'})",
+                          file=sys.stderr)
                     break
                 time.sleep(1)
                 text = render(daemon)
