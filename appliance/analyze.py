@@ -16,6 +16,8 @@ from functools import cached_property
 from .attribute.triggers import TriggerHistory
 from .capture.files import head_block, open_log, read_blocks
 from .detect.scans import Scan, ScanDetector
+from .detect.touches import TouchDetector
+from .lan import LanNetworks
 from .parse.clock import LineClock, file_reference_time, resolve_zone
 from .parse.netfilter import NetfilterParser
 from .settings import default
@@ -32,6 +34,7 @@ class Settings:
     window: float = default("detect.window")
     min_hosts: int = default("detect.min_hosts")
     lookback: float = default("detect.lookback")
+    family_prefix: int = default("detect.family_prefix")
     year: int | None = None
     tz: str = "UTC"
     boot_time: float | None = None
@@ -51,6 +54,7 @@ class Settings:
 class Result:
     import_id: int
     scan_ids: list[int] = field(default_factory=list)
+    touches: dict = field(default_factory=dict)  # (probe id, src, proto, dport) -> [first, last, packets]
     lines: int = 0
     records: int = 0
     skipped: Counter = field(default_factory=Counter)
@@ -99,17 +103,24 @@ def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
         result.scan_ids.extend(store.add_scans(pending, result.import_id))
         pending.clear()
 
+    store.family_prefix = settings.family_prefix
     history = TriggerHistory(settings.lookback)
     detector = ScanDetector(keep, min_ports=settings.min_ports, window=settings.window,
                             min_hosts=settings.min_hosts, candidates=history.candidates)
+    # The store's probe ledger (analyze --db on the appliance's own store): packets that reach a
+    # probe address from outside are touches, as in the daemon. A scratch store has none.
+    touches = TouchDetector(LanNetworks())
+    for probe_id, address, planned, expires in store.probe_windows():
+        touches.watch(address, probe_id, planned, expires)
     for path in paths:
         parser = NetfilterParser(settings.clock(path), result.skipped)
         with open_log(path) as stream:
             for block in read_blocks(stream, skipped=result.skipped):
                 packets = parser.parse(block)
                 # History first: a trigger in the same block as its scan must already be known.
-                history.feed(packets)
+                history.feed(touches.triggers(packets))
                 detector.feed(packets)
+                touches.feed(packets)
                 if len(history.contacts) >= CONTACT_BATCH:
                     store.add_contacts(history.take_contacts())
         result.lines += parser.lines
@@ -117,6 +128,8 @@ def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
     detector.flush()
     flush_scans()
     store.add_contacts(history.take_contacts())
+    result.touches = touches.take()
+    store.add_touches(result.touches)
     store.refresh()
     store.finish_import(result.import_id, result.lines, result.records, result.skipped)
     return result

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--year", type=int, help="year of the first syslog line without one (default: year of the "
                    "file's last modification, the year before for months after it)")
     a.add_argument("--tz", default="UTC", metavar="ZONE", help="zone of timestamps without one (default UTC)")
-    for key in ("detect.min_ports", "detect.window", "detect.min_hosts", "detect.lookback"):
+    for key in ("detect.min_ports", "detect.window", "detect.min_hosts", "detect.lookback", "detect.family_prefix"):
         setting = BY_KEY[key]
         a.add_argument("--" + setting.name.replace("_", "-"), type=setting.parse_option, default=setting.default,
                        metavar="N" if isinstance(setting.default, int) else "S",
@@ -124,7 +124,8 @@ def run_analyze(args) -> int:
         if path != "-" and not os.access(path, os.R_OK):
             return fail(f"cannot read {path}: {'no such file' if not os.path.exists(path) else 'permission denied'}")
     settings = Settings(min_ports=args.min_ports, window=args.window, min_hosts=args.min_hosts,
-                        lookback=args.lookback, year=args.year, tz=args.tz, boot_time=args.boot_time)
+                        lookback=args.lookback, family_prefix=args.family_prefix, year=args.year, tz=args.tz,
+                        boot_time=args.boot_time)
     try:
         settings.zone
     except ValueError as exc:
@@ -145,7 +146,7 @@ def run_analyze(args) -> int:
             if args.json:
                 write_json(out, store, parameters=asdict(settings), result=result)
             else:
-                write_text(out, store, settings.lookback)
+                write_text(out, store, settings.lookback, result.touches)
             out.flush()
         finally:
             store.close()

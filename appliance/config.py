@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import tomllib
 
-from .settings import CONFIG_PATH, DEBIAN_POOLS, SECTIONS, SETTINGS, SettingError, store_path
+from .settings import CONFIG_PATH, DEBIAN_POOLS, SECTIONS, SETTINGS, SettingError, pinhole_port, store_path
 
 __all__ = ["CONFIG_PATH", "Config", "ConfigError", "DEBIAN_POOLS", "from_dict", "load", "load_given", "store_given"]
 
@@ -98,5 +98,10 @@ def _check(config: Config, source: str) -> None:
         except ValueError:
             raise ConfigError(f"{source}: appliance.lan_prefixes: {prefix!r} is not a network "
                               f"like 2001:db8:1::/64") from None
+    for port in config.reachability.ports:
+        try:
+            pinhole_port(port)
+        except SettingError as exc:
+            raise ConfigError(f"{source}: reachability.ports: {exc}") from None
     if config.privacy.temp_valid_lft <= config.privacy.temp_prefered_lft:
         raise ConfigError(f"{source}: privacy.temp_valid_lft must be longer than privacy.temp_prefered_lft")

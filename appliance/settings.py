@@ -14,6 +14,10 @@ from .probe.send import PROBE_KINDS
 
 CONFIG_PATH = "/etc/harvestwatch/config.toml"
 STORE_NAME = "harvestwatch.sqlite"
+# Ports scanners try early that a UPnP router will open (1024 and up): RDP and the web's
+# alternative port are in every common scan list (nmap's top 20 TCP, Shodan's, the seed's
+# harvester-fed scans); SSDP is among the first UDP ports tried, for amplification.
+PINHOLE_PORTS = ("tcp/8080", "tcp/3389", "udp/1900")
 DEBIAN_POOLS = ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org",
                 "3.debian.pool.ntp.org", "2.pool.ntp.org"]
 
@@ -30,7 +34,7 @@ class Setting:
     help: str
     minimum: float | None = None
     maximum: float | None = None
-    choices: tuple | None = None  # what each item of a list may be
+    choices: tuple | None = None  # what the value (a list: each item) may be
     item: type = str            # the type of a list's items
 
     @property
@@ -54,6 +58,8 @@ class Setting:
         elif isinstance(default, str):
             if not isinstance(value, str) or not value:
                 raise SettingError(f"must be a non-empty string, got {value!r}")
+            if self.choices is not None and value not in self.choices:
+                raise SettingError(f"must be one of {', '.join(self.choices)}, got {value!r}")
         elif isinstance(default, list):
             if not isinstance(value, list) or not all(isinstance(v, self.item) and not isinstance(v, bool)
                                                       for v in value):
@@ -126,6 +132,10 @@ SETTINGS = (
             minimum=2),
     Setting("detect", "lookback", 300.0, "how far back (s) before a scan its trigger packets are looked for",
             minimum=POSITIVE),
+    Setting("detect", "family_prefix", 64,
+            "scanners whose IPv6 addresses share this many leading bits are one family: 64 is one host's or "
+            "customer's block; 48 a whole site, for scanners that split one scan across many /64s",
+            minimum=16, maximum=128),
     Setting("detect", "scanner_names", True,
             "look up scanners' reverse DNS names (kept only when the name resolves back to the address); "
             "the look-ups go to your resolver, and the scanner's operator may see them"),
@@ -135,20 +145,38 @@ SETTINGS = (
             "DNS servers for the pool look-ups; empty: the system's `/etc/resolv.conf`"),
     Setting("probe", "kinds", list(PROBE_KINDS),
             "probe packets: a real NTP request, an empty UDP packet to 123, to 321", choices=PROBE_KINDS),
-    Setting("probe", "server_interval", 6 * 3600.0, "at most one probe per server per this many seconds",
+    Setting("probe", "server_interval", 24 * 3600.0, "at most one probe per server per this many seconds",
             minimum=POSITIVE),
     Setting("probe", "min_gap", 60.0, "at least this many seconds between any two probes (the global rate)",
             minimum=POSITIVE),
     Setting("probe", "first_delay", 10.0, "seconds after start before the first probe", minimum=0),
-    Setting("probe", "observation", 48 * 3600.0,
-            "seconds a probe address stays valid: scanners come back late",
+    Setting("probe", "observation", 7 * 86400.0,
+            "seconds a probe address stays valid and watched: scanners come back late (a week has been seen); "
+            "a server is clean only after a whole window with no touch",
             minimum=POSITIVE, maximum=ADDRESS_LIFETIME_MAX),
-    Setting("probe", "max_live", 500,
-            "at most this many probe addresses at once (probing waits while the cap is reached)", minimum=1),
+    Setting("probe", "max_live", 1000,
+            "at most this many probe addresses at once (probing waits while the cap is reached); each joins a "
+            "multicast group that the LAN's switches track, and 1,000 stays inside common snooping tables "
+            "(figures: `make bench-probes`)", minimum=1),
     Setting("probe", "resolve_every", 900.0,
             "seconds between pool DNS refreshes (members rotate; every answer is kept with first/last seen)",
             minimum=POSITIVE),
     Setting("probe", "reply_timeout", 2.0, "seconds to wait for an NTP reply", minimum=POSITIVE),
+    Setting("reachability", "router", "upnp",
+            "how unsolicited packets reach this appliance through your router: upnp (ask it for a pinhole to each "
+            "probe address, UPnP IGD v2 IPv6 firewall control), open (it lets all inbound IPv6 to this appliance "
+            "through, as you set it; nothing is asked), closed (it lets nothing unsolicited in)",
+            choices=("upnp", "open", "closed")),
+    Setting("reachability", "ports", list(PINHOLE_PORTS),
+            "the pinholes each probe address asks the router for (protocol/port): ports scanners try early "
+            "that UPnP will open (it refuses ports below 1024)"),
+    Setting("reachability", "lease", 86400.0,
+            "seconds a pinhole is granted for, renewed at half of that while its probe address is watched "
+            "(86400 is UPnP's longest)", minimum=60, maximum=86400),
+    Setting("clock", "source", "chrony",
+            "how the daemon knows the clock is right before it probes or records anything: chrony (ask "
+            "chronyd), kernel (the kernel's synchronised flag, kept by any NTP daemon), none (trust the clock: "
+            "only for a machine with a battery-backed clock)", choices=("chrony", "kernel", "none")),
     Setting("privacy", "enforce", True, "restore the privacy sysctls when they are found changed"),
     Setting("privacy", "temp_prefered_lft", 1200,
             "seconds a temporary address is preferred: the seed's 20 minutes, a new address each time"),
@@ -169,6 +197,14 @@ def default(key: str):
 def check(key: str, value):
     """`value` checked as setting `key` takes it (SettingError says what is wrong)."""
     return BY_KEY[key].check(value)
+
+
+def pinhole_port(text: str) -> tuple[str, int]:
+    """`tcp/8080` -> ("tcp", 8080); SettingError for anything else."""
+    proto, _, port = text.partition("/")
+    if proto not in ("tcp", "udp") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingError(f"{text!r} is not a pinhole like tcp/8080 or udp/1900")
+    return proto, int(port)
 
 
 def store_path(state_dir: str) -> str:

@@ -10,14 +10,17 @@ from enum import StrEnum
 
 class Verdict(StrEnum):
     """What the appliance says of one NTP server (README, "Verdicts"), most serious first."""
-    HARVESTER = "harvester"   # a probe address of it was scanned: confirmed
-    SUSPECT = "suspect"       # a trigger candidate of a scan, not (yet) cleared by later probes
-    CLEAN = "clean"           # probed, never followed by a scan
-    UNPROBED = "unprobed"     # known from the pools, not probed yet
+    HARVESTER = "harvester"    # a probe address of it was touched: confirmed
+    SUSPECT = "suspect"        # a trigger candidate of a scan, not (yet) cleared by clean probes
+    UNVERIFIED = "unverified"  # probed, windows over, but unsolicited packets could not reach us
+    WATCHING = "watching"      # probed, its observation window still open, nothing yet
+    CLEAN = "clean"            # a whole window passed with no touch while packets could reach us
+    UNPROBED = "unprobed"      # known from the pools, not probed yet
 
 
 # How a verdict reads to a person (the page; the status command; the README's "Verdicts").
-LABELS = {Verdict.HARVESTER: "confirmed harvester", Verdict.SUSPECT: "suspect", Verdict.CLEAN: "clean",
+LABELS = {Verdict.HARVESTER: "confirmed harvester", Verdict.SUSPECT: "suspect",
+          Verdict.UNVERIFIED: "unverified", Verdict.WATCHING: "watching", Verdict.CLEAN: "clean",
           Verdict.UNPROBED: "unprobed"}
 
 

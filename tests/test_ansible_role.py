@@ -217,7 +217,7 @@ def test_config_is_valid_with_documented_defaults(converged, rootfs):
     assert config.probe.server_interval == 21600
     assert config.probe.min_gap == 60
     assert config.probe.observation == 172800
-    assert config.probe.max_live == 500
+    assert config.probe.max_live == 1000
     assert config.store.flush_every == 5
     mode = (rootfs / "etc/harvestwatch/config.toml").stat().st_mode & 0o777
     assert mode == 0o644, oct(mode)
@@ -232,7 +232,7 @@ def test_appliance_installed_in_venv(converged, rootfs):
 
 
 def test_units_installed_and_enabled(converged, rootfs):
-    for unit in ("harvestwatch.service", "harvestwatch-page.service"):
+    for unit in ("harvestwatch-firewall.service", "harvestwatch.service", "harvestwatch-page.service"):
         installed = rootfs / "etc/systemd/system" / unit
         assert installed.read_bytes() == (ROLE_FILES / unit).read_bytes()
         wants = rootfs / "etc/systemd/system/multi-user.target.wants" / unit

@@ -11,10 +11,11 @@ def test_stdin_and_json_schema(tmp_path):
     assert done.returncode == 0, done.stderr
     import json
     doc = json.loads(done.stdout)
-    assert set(doc) == {"schema", "generator", "parameters", "input", "scans", "sweeps", "suspects",
+    assert set(doc) == {"schema", "generator", "parameters", "input", "scans", "sweeps", "touches", "suspects",
                         "scanner_families"}
     assert doc["parameters"] == {"min_ports": 10, "window": 60.0, "min_hosts": 8, "lookback": 300.0,
-                                 "year": 2016, "tz": "UTC", "boot_time": None}
+                                 "family_prefix": 64, "year": 2016, "tz": "UTC", "boot_time": None}
+    assert doc["touches"] == []  # no probe ledger in a scratch store: no probe address to touch
     scan = doc["scans"][0]
     assert {"scanner", "scanner_net", "target", "start", "end", "duration", "port_count", "protocols", "packets",
             "ports", "attribution", "candidates"} <= set(scan)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,45 @@ def test_an_unprivileged_daemon_is_not_told_the_kernel_lacks_ip6_tables():
                           sys.executable, "-c", probe], capture_output=True, text=True,
                          cwd=str(repo_root()), check=True).stdout
     assert out.strip() == "[]"
+
+
+IPV4_PROBE = """
+import json, socket, sys
+app = sys.argv[1]
+result = {}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.connect((app, 5353))  # connected: the kernel's port-unreachable answer reaches this socket
+s.send(b"\\0" * 12)  # an mDNS query, as a stranger on the internet would send it
+try:
+    s.recv(512)
+    result["mdns"] = "answered"
+except ConnectionRefusedError:
+    result["mdns"] = "refused"
+except socket.timeout:
+    result["mdns"] = "silent"
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.settimeout(1)
+try:
+    t.connect((app, 22))
+    result["ssh"] = "connected"
+except ConnectionRefusedError:
+    result["ssh"] = "refused"
+except OSError:
+    result["ssh"] = "silent"
+print(json.dumps(result))
+"""
+
+
+def test_over_ipv4_every_service_answers_the_lan_only(pair):
+    # A source outside every private range (TEST-NET-3): the ruleset must drop what it sends to any
+    # port. Nothing listens on 22 or 5353 here: without the rules the kernel refuses (port closed),
+    # with them the packets vanish. Private (LAN) sources cannot be tried: the lab uses no real range.
+    nets, app, peer = pair
+    nets.address(app, "eth0", "203.0.113.1/24")
+    nets.address(peer, "eth0", "203.0.113.2/24")
+    assert json.loads(in_ns(nets, peer, IPV4_PROBE, "203.0.113.1")) == {"mdns": "refused", "ssh": "refused"}
+    assert apply_in(nets, app) == []
+    assert json.loads(in_ns(nets, peer, IPV4_PROBE, "203.0.113.1")) == {"mdns": "silent", "ssh": "silent"}
+    counted = nets.exec(app, ["iptables-legacy", "-S", "HW-IN4", "-v"]).stdout
+    assert re.search(r'services are LAN-only" -c (\d+)', counted).group(1) != "0", counted

@@ -1,8 +1,11 @@
-"""What the live appliance keeps: the probe ledger, verdicts per server, gaps, scans that grow."""
+"""What the live appliance keeps: the probe ledger, touches, pinholes, verdicts per server, gaps,
+scans that grow."""
+import pytest
+
 from appliance.attribute.triggers import Candidate
 from appliance.detect.scans import PORTSCAN, Scan
 from appliance.report.evidence import scan_document
-from appliance.store.db import CERTAIN, Store
+from appliance.store.db import CERTAIN, MAX_TOUCH_ROWS, Store
 
 HARV, HONEST, OTHER = "2001:db8:f00d::123", "2001:db8:a1::123", "2001:db8:a2::123"
 PROBE_A, PROBE_B, PROBE_C = "2001:db8:1:1::a", "2001:db8:1:1::b", "2001:db8:1:1::c"
@@ -15,8 +18,9 @@ def portscan(scanner, target, start, ports=100, candidates=()):
                 [("TCP", p) for p in range(1, ports + 1)], candidates=list(candidates))
 
 
-def probe(store, address, server, at, kind="udp321", port=321, observation=86400.0):
+def probe(store, address, server, at, kind="udp321", port=321, observation=86400.0, reach="declared", note=None):
     probe_id = store.plan_probe(address, server, kind, port, at + observation, planned=at)
+    store.set_reach(probe_id, reach, note)
     store.record_probe(probe_id, sent_at=at, sport=40000)
     return probe_id
 
@@ -45,6 +49,7 @@ def test_a_scan_of_a_probe_address_names_its_server_even_hours_later(tmp_path):
     assert verdicts[HARV]["verdict"] == "harvester"
     assert verdicts[HARV]["probe_scans"] == 2 and round(verdicts[HARV]["min_lag"]) == 5
     assert sorted(verdicts[HARV]["pools"]) == ["0.pool.lab.test", "1.pool.lab.test"]
+    # The honest server's window passed long ago, untouched, with the router declared open.
     assert verdicts[HONEST]["verdict"] == "clean" and verdicts[HONEST]["probes_by_kind"] == {"udp321": 1}
     assert verdicts[OTHER]["verdict"] == "unprobed"
     store.close()
@@ -82,7 +87,7 @@ def test_a_trigger_candidate_is_a_suspect_until_clean_probes_clear_it(tmp_path):
     store.refresh()
     assert store.server_verdicts()[0]["verdict"] == "suspect"
     for n, address in enumerate((PROBE_A, PROBE_B, PROBE_C)):
-        probe(store, address, HONEST, T0 + 100 + n)
+        probe(store, address, HONEST, T0 + 100 + n)  # each window over and clean: T0 is long ago
         expected = "suspect" if n < 2 else "clean"
         assert store.server_verdicts()[0]["verdict"] == expected
     store.close()
@@ -123,4 +128,67 @@ def test_pool_answers_accumulate_with_first_and_last_seen(tmp_path):
     rows = {r["address"]: r for r in store.db.execute("SELECT * FROM pool_members")}
     assert rows[HARV]["first_seen"] == T0 and rows[HARV]["last_seen"] == T0 + 900
     assert rows[HONEST]["last_seen"] == T0
+    store.close()
+
+
+def test_verdicts_say_what_is_known(tmp_path):
+    """watching while a window is open; clean only for a whole window that packets could reach;
+    unverified when nothing shows they could; a single touch, an echo request, confirms."""
+    servers = {name: f"2001:db8:a{n}::123" for n, name in enumerate(
+        ("watched", "held", "lapsed", "closed", "pinged", "refused"))}
+    store = Store(str(tmp_path / "hw.sqlite"))
+    store.add_pool_members("pool", list(servers.values()), T0)
+    now = T0 + 10 * 86400
+    window = 7 * 86400.0
+    ids = {}
+    for n, (name, server) in enumerate(servers.items()):
+        sent = now - 3600 if name == "watched" else now - window - 3600  # one still open, the others over
+        reach = {"closed": "none", "refused": "none"}.get(name, "pinholes")
+        ids[name] = probe(store, f"2001:db8:1:1::{n + 1}", server, sent, observation=window, reach=reach,
+                          note="the router lets nothing unsolicited in" if name == "closed" else
+                          ("the router refused every pinhole: tcp/8080: not authorized" if name == "refused" else None))
+    for name in ("watched", "held", "lapsed", "pinged"):
+        probe_id = ids[name]
+        sent = store.probe(probe_id)["sent_at"]
+        store.record_pinhole(probe_id, "tcp", 8080, uid=probe_id, opened=sent - 0.2, held_until=sent + 86400)
+        for day in range(1, 8):  # renewed every day, to the window's end
+            store.renew_pinhole(probe_id, "tcp", 8080, min(sent + (day + 1) * 86400, sent + window))
+    store.lose_pinhole(ids["lapsed"], "tcp", 8080, now - window + 3 * 86400, "the router does not know this pinhole")
+    sent = store.probe(ids["pinged"])["sent_at"]
+    store.add_touches({(ids["pinged"], "2001:db8:5ca1::9", "ICMPv6", 128): [sent + 42.0, sent + 42.0, 1]})
+
+    verdicts = {v["server"]: v for v in store.server_verdicts(now)}
+    say = {name: verdicts[server]["verdict"] for name, server in servers.items()}
+    assert say == {"watched": "watching", "held": "clean", "lapsed": "unverified", "closed": "unverified",
+                   "pinged": "harvester", "refused": "unverified"}
+    assert verdicts[servers["watched"]]["watch_ends"] == pytest.approx(now - 3600 + window)
+    assert verdicts[servers["held"]]["clean_open_to"] == ["tcp/8080"]
+    assert "not held throughout" in verdicts[servers["lapsed"]]["unverified_why"]
+    assert verdicts[servers["closed"]]["unverified_why"] == "the router lets nothing unsolicited in"
+    assert "refused every pinhole" in verdicts[servers["refused"]]["unverified_why"]
+    pinged = verdicts[servers["pinged"]]
+    assert pinged["min_lag"] == pytest.approx(42.0) and pinged["touches"] == 1 and pinged["probe_scans"] == 0
+    # Order: most serious first.
+    assert [v["verdict"] for v in store.server_verdicts(now)] == [
+        "harvester", "unverified", "unverified", "unverified", "watching", "clean"]
+    store.close()
+
+
+def test_touches_add_up_and_a_flood_at_one_probe_address_is_bounded(tmp_path):
+    store = Store(str(tmp_path / "hw.sqlite"))
+    probe_id = probe(store, PROBE_A, HARV, T0)
+    key = (probe_id, SCANNER_1, "TCP", 8080)
+    assert store.add_touches({key: [T0 + 5, T0 + 6, 2]}) == 0
+    assert store.add_touches({key: [T0 + 4, T0 + 9, 3]}) == 0
+    (row,) = store.touches_of(probe_id)
+    assert (row["first_ts"], row["last_ts"], row["packets"], row["src_net"]) == (
+        T0 + 4, T0 + 9, 5, "2001:db8:bad:1::/64")
+    flood = {(probe_id, f"2001:db8:bad:{n // 60000 + 3:x}::{n % 60000 + 1:x}", "UDP", 9): [T0 + 10, T0 + 10, 1]
+             for n in range(MAX_TOUCH_ROWS + 500)}
+    dropped = store.add_touches(flood)
+    assert dropped == 501  # the cap holds 10,000 rows; the first stored row counts too
+    assert len(store.touches_of(probe_id)) == MAX_TOUCH_ROWS
+    # A row already held still grows past the cap: evidence is never lost, only new rows are.
+    assert store.add_touches({key: [T0 + 20, T0 + 20, 1]}) == 0
+    assert next(r for r in store.touches_of(probe_id) if r["src"] == SCANNER_1)["packets"] == 6
     store.close()

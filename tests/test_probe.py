@@ -220,6 +220,14 @@ def test_prefix_source_is_the_live_slaac_address_not_temporary_static_or_probe()
     assert choose_prefix_source([temporary, probe, link_local]) is None
 
 
+def test_a_unique_local_address_never_gives_the_prefix():
+    # OpenWrt advertises a ULA /64 beside the global one; probes from it would never leave the LAN.
+    ula = addr("fd12:3456:789a:1::1", flags=IFA_F_MANAGETEMPADDR, valid=0xFFFFFFFF)
+    slaac = addr("2001:db8:1:1::1", flags=IFA_F_MANAGETEMPADDR, valid=7200)
+    assert choose_prefix_source([ula, slaac]) == slaac
+    assert choose_prefix_source([ula]) is None
+
+
 def test_a_withdrawn_prefix_gives_way_to_a_live_one_and_failed_dad_never_counts():
     old = addr("2001:db8:1:1::1", flags=IFA_F_MANAGETEMPADDR, preferred=0, valid=90000)
     new = addr("2001:db8:2:2::1", flags=IFA_F_MANAGETEMPADDR, preferred=100, valid=200)
@@ -298,7 +306,7 @@ def in_app_source_towards(destination: str, port: int = 9):
 def in_app_wait_expired(ifname: str, address: str, seconds: float):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if address not in [a for a, _ in addresses.probe_addresses(ifname)]:
+        if address not in addresses.probe_addresses(ifname):
             return True
         time.sleep(0.1)
     return False
@@ -356,6 +364,30 @@ def test_global_prefix_is_none_until_a_global_64_exists(net):
     assert net.call("global_prefix", "eth0") == net.prefix
 
 
+def test_the_prefix_is_the_global_one_beside_a_ula_and_the_live_one_while_renumbering(net):
+    net.ip("link", "add", "tst2", "type", "veth", "peer", "name", "tst2p")
+    net.ip("link", "set", "tst2p", "up")
+    net.ip("link", "set", "tst2", "up")
+    try:
+        net.ip("addr", "add", "fd00:db8:7:1::5/64", "dev", "tst2", "nodad", "mngtmpaddr")
+        assert net.call("global_prefix", "tst2") is None  # a ULA alone: no way to the internet
+        old, new = f"{net.site}:8::/64", f"{net.site}:9::/64"
+        net.ip("addr", "add", f"{net.site}:8::5/64", "dev", "tst2", "nodad", "mngtmpaddr")
+        assert net.call("global_prefix", "tst2") == old
+        # Renumbering: the old prefix deprecated (preferred 0), a new one beside it.
+        net.ip("addr", "change", f"{net.site}:8::5/64", "dev", "tst2", "nodad", "mngtmpaddr",
+               "preferred_lft", "0", "valid_lft", "900")
+        net.ip("addr", "add", f"{net.site}:9::5/64", "dev", "tst2", "nodad", "mngtmpaddr",
+               "preferred_lft", "600", "valid_lft", "900")
+        assert net.call("global_prefix", "tst2") == new
+        # Two live global prefixes (two routers): netlink's lifetimes decide, the longer valid.
+        net.ip("addr", "change", f"{net.site}:8::5/64", "dev", "tst2", "nodad", "mngtmpaddr",
+               "preferred_lft", "800", "valid_lft", "3000")
+        assert net.call("global_prefix", "tst2") == old
+    finally:
+        net.ip("link", "del", "tst2")
+
+
 def test_minted_probe_address_is_a_fresh_deprecated_nodad_128_in_the_prefix(net):
     first, second = net.call("mint", "eth0", net.prefix, 600, 2)
     assert first != second
@@ -367,11 +399,11 @@ def test_minted_probe_address_is_a_fresh_deprecated_nodad_128_in_the_prefix(net)
         assert seen["preferred_life_time"] == 0 and seen.get("deprecated")
         assert seen.get("nodad") and not seen.get("tentative")
         assert 590 <= seen["valid_life_time"] <= 600
-    listed = dict(net.call("probe_addresses", "eth0"))
-    assert first in listed and second in listed and 590 <= listed[first] <= 600
+    listed = net.call("probe_addresses", "eth0")
+    assert first in listed and second in listed
     assert net.app_address not in listed  # the host's own /64 address is not a probe address
 
-    remaining = [address for address, _ in net.call("remove_twice", "eth0", first)]
+    remaining = net.call("remove_twice", "eth0", first)
     assert first not in remaining and second in remaining
     assert net.kernel_view(first) is None
     assert net.kernel_view(net.app_address) is not None  # the /64 is untouched

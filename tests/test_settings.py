@@ -81,7 +81,7 @@ def test_limits_come_from_the_setting(key, value, words):
 
 
 def test_the_units_use_the_same_paths():
-    for unit in ("harvestwatch.service", "harvestwatch-page.service"):
+    for unit in ("harvestwatch-firewall.service", "harvestwatch.service", "harvestwatch-page.service"):
         parsed = configparser.ConfigParser(strict=False, interpolation=None)
         parsed.read(ROLE / "files" / unit)
         words = parsed["Service"]["ExecStart"].split()

@@ -103,7 +103,7 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
     rows = store.scans(ids)
     store.select_scans(ids)
     out = io.StringIO()
-    write_json(out, store, parameters={}, result=SimpleNamespace(lines=0, records=0, skipped={}))
+    write_json(out, store, parameters={}, result=SimpleNamespace(lines=0, records=0, skipped={}, touches={}))
     document = json.loads(out.getvalue())
     documents = document["scans"]
     assert [d["id"] for d in documents] == ids

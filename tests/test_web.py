@@ -125,12 +125,17 @@ def test_overview_says_it_works_and_names_the_harvester(site, realistic):
     assert "lost 3, overruns 0, malformed 1" in health
     assert "not-netfilter 14, truncated 2" in health
     assert "Gaps 3" in health and "flood-limit, 120 packets" in health and "seq-gap, 3 packets" in health
-    for number, label in ((1, "confirmed harvesters"), (1, "suspects"), (2, "clean servers"), (5, "scans"),
-                          (6, "scanners in 5 families"), (5, "probes sent")):
+    assert "Clock synchronised: synchronised to 2001:db8:e625:1::1 (chronyd, stratum 2)" in health
+    assert ("Reachable from the internet declared open: the configuration says the router lets all inbound IPv6 "
+            "through") in health
+    assert "Unsolicited packets from the internet, last 24 h: TCP 120, UDP 16" in health
+    for number, label in ((1, "confirmed harvesters"), (1, "suspects"), (1, "being watched"), (1, "clean servers"),
+                          (1, "unverified"), (5, "scans"), (6, "scanners in 5 families"), (6, "probes sent")):
         assert f"<div><b>{number}</b>{label}</div>" in html
     latest = text_of(html[html.index('<p class="harvester">'):])
     assert f"{ws.HARVESTER} received one ntp probe from {ws.PROBE_HARVESTER}" in latest
-    assert "40 ports of that address were scanned 10800.0 s later" in latest  # the latest wave
+    assert "2 sources touched that address (136 packets), the first 5.1 s later" in latest
+    assert f'href="/probes/{facts["harvester_probe_id"]}"' in html
     assert re.search(r'<rect class="scan" [^>]*><title>\d+ scans</title>', html)
     assert re.search(r'<rect class="probe" [^>]*><title>\d+ probes</title>', html)
     assert 'data-refresh="30"' in html
@@ -142,16 +147,24 @@ def test_servers_page_shows_each_verdict(site, realistic):
     harvester = text_of(row_with(html, f"<code>{ws.HARVESTER}</code>"))
     assert harvester.startswith("confirmed harvester")
     assert f"{ws.POOL_0}, {ws.POOL_1}" in harvester
-    assert "1 (ntp 1) 2 5.1, 10800.0" in harvester  # probes, scans after probes, lags
+    assert "a probe address was touched 5.1 s after its probe (1 probe, 1 touched, 136 packets)" in harvester
     assert 'class="verdict-harvester"' in row_with(html, ws.HARVESTER)
     assert text_of(row_with(html, ws.SUSPECT)).startswith("suspect")
-    assert "+ 2 as a candidate" in row_with(html, ws.SUSPECT)
-    assert text_of(row_with(html, ws.HONEST_1)).startswith("clean")
+    assert "preceded 2 scan(s) of ordinary addresses, not yet cleared" in text_of(row_with(html, ws.SUSPECT))
+    watching = text_of(row_with(html, ws.HONEST_1))
+    assert watching.startswith("watching") and re.search(r"watching its probe address, 1 d \d+ h left \(2 probes\)",
+                                                         watching)
     assert "(ntp 1, udp123 1)" in row_with(html, ws.HONEST_1)
+    clean = text_of(row_with(html, ws.HONEST_2))
+    assert clean.startswith("clean") and "a whole window with no touch, open to everything (router set open)" in clean
     assert "(ntp 1, udp321 1)" in row_with(html, ws.HONEST_2)
+    unverified = text_of(row_with(html, ws.UNVERIFIED))
+    assert unverified.startswith("unverified")
+    assert "scans could not reach this appliance: the router lets nothing unsolicited in (1 probe)" in unverified
     assert text_of(row_with(html, ws.UNPROBED)).startswith("unprobed")
-    # Most damning first.
-    order = [html.index(f"<code>{server}</code>") for server in (ws.HARVESTER, ws.SUSPECT, ws.HONEST_1, ws.UNPROBED)]
+    # Most serious first.
+    order = [html.index(f"<code>{server}</code>") for server in (ws.HARVESTER, ws.SUSPECT, ws.UNVERIFIED, ws.HONEST_1,
+                                                                  ws.HONEST_2, ws.UNPROBED)]
     assert order == sorted(order)
     assert 'href="/export/harvesters.csv"' in html and 'href="/export/harvesters.json"' in html
 
@@ -243,24 +256,44 @@ def test_scanners_page_groups_families_with_confirmed_names(site):
 def test_probes_page_is_the_ledger(site):
     html = main_of(site.html("/probes"))
     said = text_of(html)
-    assert "6 probes, 4 addresses still live · prober probing" in said
+    assert "7 probes, 4 addresses still watched · prober probing" in said
     assert f"prefix {ws.PREFIX}" in said
     assert f"→ {ws.HONEST_2}" in said and f"→ {ws.UNPROBED}" in said
     never = text_of(row_with(html, ws.PROBE_NEVER_SENT))
     assert "never sent" in never and ws.NORMAL_PROBE_ERROR in never
     harvested = row_with(html, ws.PROBE_HARVESTER)
     assert 'class="verdict-harvester"' in harvested
-    assert "stratum 2, offset 3.4 ms, delay 18.1 ms" in harvested and harvested.endswith("<td>2</td></tr>")
+    assert "stratum 2, offset 3.4 ms, delay 18.1 ms" in harvested
+    assert harvested.endswith(">136</a></td></tr>") and "<td>declared open</td>" in harvested
     assert "expired" in text_of(row_with(html, ws.PROBE_EXPIRED))
+    assert '<span class="bad">no</span>' in row_with(html, ws.PROBE_UNREACHABLE)
     assert "udp321" in row_with(html, ws.PROBE_HONEST_2_UDP321)
-    assert len(re.findall(r"<tr[^>]*><td>\d+</td>", html)) == 6
+    assert len(re.findall(r'<tr[^>]*><td><a href="/probes/\d+">\d+</a></td>', html)) == 7
 
 
-CSV_COLUMNS = ["server", "probe_address", "probe_kind", "probe_port", "probe_time", "probe_source_port", "scan_id",
-               "scan_start", "scan_end", "lag_seconds", "scanner", "scanner_family", "ports_scanned", "ports"]
+def test_a_probe_page_shows_every_source_that_touched_it(site, realistic):
+    _, facts = realistic
+    html = main_of(site.html(f"/probes/{facts['harvester_probe_id']}"))
+    said = text_of(html)
+    assert (f"2 sources in 2 families touched this address: only {ws.HARVESTER} ever knew it, so it passed the "
+            "address on.") in said
+    first, second = text_of(row_with(html, ws.SCANNER_1)), text_of(row_with(html, ws.SCANNER_2))
+    assert "2001:db8:5ca0:10::/64" in first and " 5.1 96 TCP 21, TCP 22," in first
+    assert "2001:db8:5ca1:10::/64" in second and " 10800.0 40 " in second
+    assert html.index(ws.SCANNER_1) < html.index(ws.SCANNER_2)  # by first touch
+    doc = site.json(f"/api/probes/{facts['harvester_probe_id']}")
+    assert [s["src"] for s in doc["sources"]] == [ws.SCANNER_1, ws.SCANNER_2]
+    assert doc["families"] == ["2001:db8:5ca0:10::/64", "2001:db8:5ca1:10::/64"]
+    assert doc["reach"] == "declared" and len(doc["scans"]) == 2
+    assert site.get("/probes/999").status_code == 404
 
 
-def test_csv_export_has_one_row_per_scan_of_a_probe_address(site, realistic):
+CSV_COLUMNS = ["server", "probe_address", "probe_kind", "probe_port", "probe_time", "probe_source_port",
+               "touched_by", "scanner_family", "protocol", "port", "first_touch", "last_touch", "packets",
+               "lag_seconds"]
+
+
+def test_csv_export_has_one_row_per_touch_of_a_probe_address(site, realistic):
     _, facts = realistic
     response = site.get("/export/harvesters.csv")
     assert response.mimetype == "text/csv"
@@ -268,14 +301,14 @@ def test_csv_export_has_one_row_per_scan_of_a_probe_address(site, realistic):
     reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
     assert reader.fieldnames == CSV_COLUMNS
     rows = list(reader)
-    assert len(rows) == facts["probe_scans"]
+    assert len(rows) == facts["touches"]
     assert {r["server"] for r in rows} == {ws.HARVESTER}
     assert {r["probe_address"] for r in rows} == {ws.PROBE_HARVESTER}
-    assert [(r["probe_kind"], r["probe_port"], r["probe_source_port"]) for r in rows] == [("ntp", "123", "40123")] * 2
-    assert [r["lag_seconds"] for r in rows] == ["5.1", "10800.0"]
-    assert [r["scanner"] for r in rows] == [ws.SCANNER_1, ws.SCANNER_2]
-    assert rows[0]["scanner_family"] == "2001:db8:5ca0:10::/64" and rows[0]["ports_scanned"] == "96"
-    assert len(rows[0]["ports"].split()) == 96 and rows[0]["ports"].startswith("TCP/21 TCP/22")
+    assert {(r["probe_kind"], r["probe_port"], r["probe_source_port"]) for r in rows} == {("ntp", "123", "40123")}
+    assert rows[0]["lag_seconds"] == "5.1" and rows[0]["touched_by"] == ws.SCANNER_1
+    assert (rows[0]["protocol"], rows[0]["port"], rows[0]["packets"]) == ("TCP", "21", "1")
+    assert [r["touched_by"] for r in rows].count(ws.SCANNER_2) == 40
+    assert rows[-1]["scanner_family"] == "2001:db8:5ca1:10::/64"
 
 
 def test_json_export_and_api_carry_the_same_evidence(site):
@@ -283,8 +316,8 @@ def test_json_export_and_api_carry_the_same_evidence(site):
     assert response.mimetype == "application/json" and "attachment" in response.headers["Content-Disposition"]
     exported = response.get_json()["harvester_evidence"]
     assert exported == site.json("/api/harvesters")["harvester_evidence"]
-    assert [list(row) for row in exported] == [CSV_COLUMNS] * 2
-    assert [row["lag_seconds"] for row in exported] == [5.1, 10800.0]
+    assert [list(row) for row in exported] == [CSV_COLUMNS] * 136
+    assert exported[0]["lag_seconds"] == 5.1 and exported[-1]["lag_seconds"] == 10800.195
 
 
 def test_metrics(site):
@@ -292,9 +325,10 @@ def test_metrics(site):
     assert response.mimetype == "text/plain"
     lines = response.get_data(as_text=True).splitlines()
     for expected in ('harvestwatch_servers{verdict="harvester"} 1', 'harvestwatch_servers{verdict="suspect"} 1',
-                     'harvestwatch_servers{verdict="clean"} 2', "harvestwatch_daemon_up 1",
+                     'harvestwatch_servers{verdict="unverified"} 1', 'harvestwatch_servers{verdict="watching"} 1',
+                     'harvestwatch_servers{verdict="clean"} 1', "harvestwatch_daemon_up 1",
                      "harvestwatch_firewall_in_force 1", "harvestwatch_privacy_in_force 1", "harvestwatch_scans 5",
-                     "harvestwatch_sweeps 1", "harvestwatch_probes_sent 5", "harvestwatch_gaps 3",
+                     "harvestwatch_sweeps 1", "harvestwatch_probes_sent 6", "harvestwatch_gaps 3",
                      "harvestwatch_capture_lost_packets 3"):
         assert expected in lines
     # Every sample has its HELP and TYPE, as Prometheus wants.
@@ -307,19 +341,24 @@ def test_json_documents(site, realistic):
     _, facts = realistic
     overview = site.json("/api/overview")
     assert list(overview) == ["generated", "daemon", "firewall", "privacy", "prober", "clock", "last_record",
-                              "capture", "skipped_lines", "gaps", "numbers", "latest_harvester", "timeline"]
+                              "capture", "skipped_lines", "gaps", "daemon_clock", "reachability", "inbound_24h",
+                              "numbers", "latest_harvester", "timeline"]
     assert overview["daemon"]["alive"] is True and overview["daemon"]["seen"] is True
-    assert overview["numbers"] == {"scans": 5, "sweeps": 1, "scanners": 6, "scanner_families": 5, "probes": 5,
-                                   "servers": 5, "harvesters": 1, "suspects": 1, "clean": 2}
+    assert overview["numbers"] == {"scans": 5, "sweeps": 1, "scanners": 6, "scanner_families": 5, "probes": 6,
+                                   "servers": 6, "harvesters": 1, "suspects": 1, "watching": 1, "clean": 1,
+                                   "unverified": 1}
     assert overview["prober"]["prefix"] == ws.PREFIX and overview["prober"]["state"] == "probing"
-    assert overview["latest_harvester"]["server"] == ws.HARVESTER and overview["latest_harvester"]["lag"] == 10800.0
+    assert overview["latest_harvester"]["server"] == ws.HARVESTER and overview["latest_harvester"]["lag"] == 5.1
+    assert overview["latest_harvester"]["sources"] == 2 and overview["latest_harvester"]["packets"] == 136
+    assert overview["daemon_clock"]["synchronised"] is True and overview["reachability"]["state"] == "declared open"
     assert overview["gaps"]["total"] == 3 and overview["clock"] == {"offset_ms": 3.4, "replies": 3}
     assert sum(overview["timeline"]["scans"]) == 6 and len(overview["timeline"]["probes"]) == 48
 
     servers = site.json("/api/servers")["servers"]
     assert {s["server"]: s["verdict"] for s in servers} == facts["servers"]
     harvester = servers[0]
-    assert harvester["server"] == ws.HARVESTER and harvester["lags"] == [5.1, 10800.0]
+    assert harvester["server"] == ws.HARVESTER and round(harvester["min_lag"], 3) == 5.1
+    assert harvester["touched_probes"] == 1 and harvester["touches"] == 136
     assert sorted(harvester["pools"]) == [ws.POOL_0, ws.POOL_1] and harvester["probes_by_kind"] == {"ntp": 1}
 
     first = min(scan_ids(site, target=ws.PROBE_HARVESTER))
@@ -337,7 +376,7 @@ def test_json_documents(site, realistic):
             "attribution", "probe_id", "trigger"} == set(listing["scans"][0])
 
     probes = site.json("/api/probes")
-    assert probes["total"] == 6 and probes["live"] == 4 and probes["state"] == "probing"
+    assert probes["total"] == 7 and probes["live"] == 4 and probes["state"] == "probing"
     assert [n["server"] for n in probes["next"]] == [ws.HONEST_2, ws.SUSPECT, ws.UNPROBED]
     never = next(p for p in probes["probes"] if p["address"] == ws.PROBE_NEVER_SENT)
     assert never["sent_at"] is None and never["error"] == ws.NORMAL_PROBE_ERROR and never["live"] is False
@@ -549,10 +588,10 @@ def test_pages_need_nothing_inline(site):
 
 def test_no_route_accepts_a_write(site):
     rules = list(site.app.url_map.iter_rules())
-    assert len(rules) == len(HTML_PAGES + API + EXPORTS) + 3  # + a scan page, its JSON, the static files
+    assert len(rules) == len(HTML_PAGES + API + EXPORTS) + 5  # + a scan and a probe page, their JSON, the static files
     for rule in rules:
         assert rule.methods <= {"GET", "HEAD", "OPTIONS"}, rule
-        url = re.sub(r"<(?:int:)?scan_id>", "1", re.sub(r"<(?:path:)?filename>", "style.css", rule.rule))
+        url = re.sub(r"<(?:int:)?(?:scan|probe)_id>", "1", re.sub(r"<(?:path:)?filename>", "style.css", rule.rule))
         assert "<" not in url, url
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             assert site.open(url, method).status_code == 405, (method, url)

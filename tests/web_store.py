@@ -1,8 +1,10 @@
 """Stores for the status page's tests, built the way the appliance builds them.
 
-`fill_realistic_store` writes what the daemon writes after a few hours on a LAN: two pools, a probe
-ledger (NTP replies, udp123, udp321, an expired probe and one that never left), a confirmed
-harvester (two scans of its probe address), candidate-attributed scans of the appliance's own
+`fill_realistic_store` writes what the daemon writes after a few hours on a LAN behind a router set
+open to it: two pools, a probe ledger (NTP replies, udp123, udp321, an expired probe whose window
+passed untouched, one whose window passed while a closed router let nothing in, one that never
+left), a confirmed harvester (its probe address touched by two waves, each a scan), servers still
+watched, candidate-attributed scans of the appliance's own
 temporary addresses with their trigger contacts, an unattributed scan, a sweep, gaps, and the
 daemon's status. With `hostile=True` every free-text field that reaches a page carries markup
 (`HOSTILE` names them), so the tests can prove the page escapes it.
@@ -38,6 +40,7 @@ HONEST_1 = "2001:db8:a1::123"
 HONEST_2 = "2001:db8:a2::123"
 SUSPECT = "2001:db8:a3::123"
 UNPROBED = "2001:db8:a4::123"
+UNVERIFIED = "2001:db8:a5::123"
 
 PROBE_HARVESTER = "2001:db8:e625:1:ad0b:e1:5ee:f001"
 PROBE_HONEST_1_UDP = "2001:db8:e625:1:ad0b:e1:5ee:f002"
@@ -45,6 +48,7 @@ PROBE_HONEST_2_UDP321 = "2001:db8:e625:1:ad0b:e1:5ee:f003"
 PROBE_HONEST_1_NTP = "2001:db8:e625:1:ad0b:e1:5ee:f004"
 PROBE_NEVER_SENT = "2001:db8:e625:1:ad0b:e1:5ee:f005"
 PROBE_EXPIRED = "2001:db8:e625:1:ad0b:e1:5ee:f000"
+PROBE_UNREACHABLE = "2001:db8:e625:1:ad0b:e1:5ee:efff"
 
 SCANNER_1 = "2001:db8:5ca0:10::89da:a001"       # first wave on the harvester's probe
 SCANNER_2 = "2001:db8:5ca1:10::943f:b001"       # second wave, hours later, another family
@@ -95,11 +99,18 @@ def _portscan(scanner: str, target: str, start: float, ports: int, candidates=()
 
 
 def _probe(store: Store, address: str, server: str, kind: str, at: float, *, sport: int,
-           stratum=None, offset=None, delay=None) -> int:
+           stratum=None, offset=None, delay=None, window: float = OBSERVATION, reach: str = "declared") -> int:
     port = 321 if kind == "udp321" else 123
-    probe_id = store.plan_probe(address, server, kind, port, at + OBSERVATION, planned=at - 0.2)
+    probe_id = store.plan_probe(address, server, kind, port, at + window, planned=at - 0.2)
+    store.set_reach(probe_id, reach, "the router lets nothing unsolicited in" if reach == "none" else None)
     store.record_probe(probe_id, sent_at=at, sport=sport, stratum=stratum, offset=offset, delay=delay)
     return probe_id
+
+
+def _touches(probe_id: int, scan: Scan) -> dict:
+    """The touches the daemon records of a scan of a probe address: one per port."""
+    return {(probe_id, scan.scanner, proto, port): [scan.start + n * 0.005, scan.start + n * 0.005, 1]
+            for n, (proto, port) in enumerate(scan.ports)}
 
 
 def fill_realistic_store(path, *, hostile: bool = False, now: float | None = None) -> dict:
@@ -110,15 +121,16 @@ def fill_realistic_store(path, *, hostile: bool = False, now: float | None = Non
     store = Store(str(path))
     try:
         # The prober resolves the pools at start and every 15 minutes.
-        store.add_pool_members(POOL_0, [HARVESTER, HONEST_1, SUSPECT], now - 6 * 3600)
+        store.add_pool_members(POOL_0, [HARVESTER, HONEST_1, SUSPECT, UNVERIFIED], now - 6 * 3600)
         store.add_pool_members(pool_1, [HARVESTER, HONEST_2, UNPROBED], now - 6 * 3600)
         store.add_pool_members(POOL_0, [HARVESTER, HONEST_1, SUSPECT], now - 900)
         store.add_pool_members(pool_1, [HARVESTER, HONEST_2], now - 900)
 
-        # The probe ledger. An old probe whose address has expired (from an earlier run) ...
-        expired = store.plan_probe(PROBE_EXPIRED, HONEST_2, "ntp", 123, now - 3 * 86400 + 3600,
-                                   planned=now - 3 * 86400)
-        store.record_probe(expired, sent_at=now - 3 * 86400, sport=40100, stratum=2, offset=0.0041, delay=0.0212)
+        # The probe ledger. An old probe whose whole window passed untouched (from an earlier run),
+        # and one whose window passed while the router let nothing in ...
+        _probe(store, PROBE_EXPIRED, HONEST_2, "ntp", now - 3 * 86400, sport=40100, stratum=2, offset=0.0041,
+               delay=0.0212, window=3600)
+        _probe(store, PROBE_UNREACHABLE, UNVERIFIED, "udp123", now - 2 * 86400, sport=40101, window=3600, reach="none")
         # ... then one probe per kind, the first to the harvester.
         harvester_sent = now - 5 * 3600
         harvester_probe = _probe(store, PROBE_HARVESTER, HARVESTER, "ntp", harvester_sent, sport=40123,
@@ -149,9 +161,11 @@ def fill_realistic_store(path, *, hostile: bool = False, now: float | None = Non
         sweep_targets = [f"2001:db8:e625:1::{n:x}" for n in range(0x20, 0x29)]
         sweep = Scan(SWEEP, SWEEPER, SWEEP_TARGET, sweep_start, sweep_start + 4.0, len(sweep_targets),
                      [("TCP", 22)], targets=sweep_targets)
+        waves = [_portscan(SCANNER_1, PROBE_HARVESTER, first_wave, 96, [logged]),
+                 _portscan(SCANNER_2, PROBE_HARVESTER, second_wave, 40)]
+        store.add_touches({**_touches(harvester_probe, waves[0]), **_touches(harvester_probe, waves[1])})
         store.add_scans([
-            _portscan(SCANNER_1, PROBE_HARVESTER, first_wave, 96, [logged]),
-            _portscan(SCANNER_2, PROBE_HARVESTER, second_wave, 40),
+            *waves,
             _portscan(SCANNER_3, LAN_TEMP_1, temp_1_scan, 84, temp_1),
             _portscan(SCANNER_3B, LAN_TEMP_2, temp_2_scan, 72, temp_2),
             _portscan(SCANNER_4, STABLE, now - 30 * 60, 50),
@@ -193,9 +207,10 @@ def fill_realistic_store(path, *, hostile: bool = False, now: float | None = Non
         "harvester_probe_id": harvester_probe, "probe_lag": PROBE_LAG,
         "first_wave": first_wave, "second_wave": second_wave,
         "logged_lag": round(PROBE_LAG - LOGGED_PROBE_DELAY, 3),
-        "probe_scans": 2, "servers": {HARVESTER: "harvester", SUSPECT: "suspect", HONEST_1: "clean",
-                                      HONEST_2: "clean", UNPROBED: "unprobed"},
-        "probes_sent": 5, "probes_total": 6, "scans": 5, "sweeps": 1, "gaps": 3,
+        "probe_scans": 2, "touches": 136, "servers": {HARVESTER: "harvester", SUSPECT: "suspect",
+                                                        HONEST_1: "watching", HONEST_2: "clean",
+                                                        UNVERIFIED: "unverified", UNPROBED: "unprobed"},
+        "probes_sent": 6, "probes_total": 7, "scans": 5, "sweeps": 1, "gaps": 3,
         "pools": [POOL_0, pool_1], "probe_error": error,
     }
 
@@ -207,13 +222,19 @@ def _daemon_status(now: float, hostile: bool) -> dict:
         prober = {"state": "paused", "reason": HOSTILE["prober_reason"], "prefix": None,
                   "pool_errors": {POOL_1: HOSTILE["pool_error"]}}
     else:
-        prober = {"state": "probing", "prefix": PREFIX, "live_addresses": 4, "max_live": 500, "servers": 5,
+        prober = {"state": "probing", "prefix": PREFIX, "live_addresses": 4, "max_live": 500, "servers": 6,
                   "pool_errors": {}, "last_probe": now - 2 * 3600,
                   "next": [{"at": now + 60, "server": HONEST_2}, {"at": now + 120, "server": SUSPECT},
-                           {"at": now + 180, "server": UNPROBED}]}
+                           {"at": now + 180, "server": UNPROBED}],
+                  "reachability": {"router": "open", "state": "declared open", "granted": 0, "refused": 0, "lost": 0,
+                                   "detail": "the configuration says the router lets all inbound IPv6 through",
+                                   "advice": []}}
     return {
         "started": now - 6 * 3600, "clean_stop": False, "pid": 4242, "interface": "eth0",
-        "heartbeat": now, "last_record": now - 3.2,
+        "heartbeat": now, "synced_heartbeat": now, "last_record": now - 3.2,
+        "clock": {"synchronised": True, "source": "chrony", "held": 0,
+                  "detail": "synchronised to 2001:db8:e625:1::1 (chronyd, stratum 2)"},
+        "inbound_24h": {"TCP": 120, "UDP": 16},
         "counters": {"packets": 18211, "inbound": 15022, "outbound": 3189, "scans": 6},
         "capture": {"lost": 3, "overruns": 0, "malformed": 1},
         "open_episodes": 2,

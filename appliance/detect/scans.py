@@ -39,29 +39,31 @@ class Scan:
     candidates: list = field(default_factory=list)  # trigger candidates (attribute stage)
 
     @property
-    def scanner_net(self) -> str:
-        return network_of(self.scanner)
-
-    @property
     def protocols(self) -> dict:
         """Distinct ports per protocol, in order of first appearance."""
         return dict(Counter(map(itemgetter(0), self.ports)))
 
 
-def network_of(address: str) -> str:
-    """The scanner family: /64 for IPv6 (one host's or one customer's block), /24 for IPv4."""
+def network_of(address: str, prefix: int = 64) -> str:
+    """The scanner family: the IPv6 /`prefix` (detect.family_prefix: 64 is one host's or one
+    customer's block, 48 a site), or the IPv4 /24."""
     # The C socket functions parse and print an address as ipaddress does (lower-case hextets,
     # the first longest run of zero hextets as '::') at a tenth of the cost: a store writes this
-    # for every scan.
+    # for every scan and touch.
     try:
         if ":" in address:
             packed = socket.inet_pton(socket.AF_INET6, address)
-            return socket.inet_ntop(socket.AF_INET6, packed[:8] + bytes(8)) + "/64"
+            if prefix == 64:
+                kept = packed[:8] + bytes(8)
+            else:
+                mask = (1 << 128) - (1 << (128 - prefix))
+                kept = (int.from_bytes(packed, "big") & mask).to_bytes(16, "big")
+            return f"{socket.inet_ntop(socket.AF_INET6, kept)}/{prefix}"
         packed = socket.inet_pton(socket.AF_INET, address)
         return socket.inet_ntop(socket.AF_INET, packed[:3] + b"\0") + "/24"
     except (OSError, ValueError):  # a form the C parser refuses (a scope id, ...): ipaddress decides
         ip = ipaddress.ip_address(address)
-        return str(ipaddress.ip_network(f"{address}/{64 if ip.version == 6 else 24}", strict=False))
+        return str(ipaddress.ip_network(f"{address}/{prefix if ip.version == 6 else 24}", strict=False))
 
 
 def dense_enough(first_seen: list[float], count: int, window: float) -> bool:

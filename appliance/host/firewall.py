@@ -4,7 +4,7 @@ Every new inbound IPv6 packet that is not the LAN talking to the appliance's own
 traffic IPv6 itself needs, is handed to NFLOG (the capture) and dropped; every new outbound
 packet is handed to NFLOG (the trigger history). A per-source-/64 rate limit in front of the
 inbound NFLOG bounds what a flood can cost, far above what a scan of a few thousand ports needs.
-The small IPv4 part keeps the services (SSH, page) LAN-only over IPv4 too and touches nothing else.
+The small IPv4 part keeps every service (SSH, the page, mDNS) LAN-only over IPv4 too.
 
 Why legacy: python-iptables writes the legacy xtables tables only. The kernel evaluates both
 the legacy tables and nftables, so the rules work whichever `ip6tables` the system prefers, but
@@ -30,14 +30,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from ..lan import IPV4_PRIVATE, LINK_LOCAL, ULA
 from ..settings import CONFIG_PATH
 from . import xtables_layout
 
 CHAIN_IN, CHAIN_OUT, CHAIN_IN4 = "HW-IN", "HW-OUT", "HW-IN4"
 FLOOD_COMMENT = "HarvestWatch: flood limit"
 HTABLE_EXPIRE_MS = 60_000       # without it the kernel rejects the hashlimit rule (EINVAL)
-LAN_LINK_LOCAL, LAN_ULA = "fe80::/10", "fc00::/7"
-IPV4_LAN = ("127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+LAN_LINK_LOCAL, LAN_ULA, IPV4_LAN = LINK_LOCAL, ULA, IPV4_PRIVATE
 ICMPV6_ERRORS = (1, 2, 3, 4)               # unreachable, packet too big (PMTU), time exceeded, parameter problem
 NDP_TYPES = (133, 134, 135, 136, 137)      # router/neighbour solicitation and advertisement, redirect
 MLD_TYPES = (130, 131, 132, 143)           # multicast listener query/report/done, MLDv2 report
@@ -98,10 +98,13 @@ class Ruleset:
             *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in (*NDP_TYPES, *MLD_TYPES)),
             f'-m comment --comment "HarvestWatch: log new outbound" -j NFLOG --nflog-group {self.nflog_group}',
         ]
+        # IPv4 carries nothing the appliance watches: every service (SSH, the page, mDNS, whatever
+        # else listens) answers the LAN only, replies come back, the rest is dropped unlogged.
         inbound4 = [
-            *(f"-s {net} -p tcp -m multiport --dports {ports} -j RETURN" for net in IPV4_LAN),
-            f'-p tcp -m comment --comment "HarvestWatch: services are LAN-only" -m multiport --dports {ports} -j DROP',
-        ] if ports else []
+            "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+            *(f"-s {net} -j RETURN" for net in IPV4_LAN),
+            '-m comment --comment "HarvestWatch: services are LAN-only" -j DROP',
+        ]
         return {CHAIN_IN: inbound, CHAIN_OUT: outbound, CHAIN_IN4: inbound4}
 
 
@@ -325,6 +328,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="configuration file: services, NFLOG group, rate limit, LAN prefixes")
     parser.add_argument("--prefix", action="append", default=[], metavar="NET",
                         help="an on-link LAN prefix to allow (default: the interface's current SLAAC /64)")
+    parser.add_argument("--boot", action="store_true",
+                        help="as the boot unit does, before the network is up: apply only if firewall.manage "
+                             "is true in the configuration")
 
 
 def ruleset_from_config(config, onlink: list[str]) -> Ruleset:
@@ -343,6 +349,9 @@ def main(args) -> int:
         if args.action == "show":
             return _show()
         config = load_given(args.config)
+        if getattr(args, "boot", False) and not config.firewall.manage:
+            print("HarvestWatch firewall: firewall.manage is false in the configuration: not applied.")
+            return 0
         onlink = list(args.prefix) or _onlink_prefix(config.appliance.interface)
         ruleset = ruleset_from_config(config, onlink)
         if args.action == "apply":

@@ -7,8 +7,13 @@ tentative second of duplicate address detection); with 64 random bits a collisio
 not a practical concern. It stays valid for the observation window so that a later scan of it
 reaches the firewall log, then the kernel removes it by itself.
 
-All functions work on the current network namespace, through a fresh netlink socket each call
-(the prober calls them seconds apart; nothing to keep open).
+All functions work on the current network namespace. Changes go through a fresh netlink socket
+each call (the prober makes them seconds apart; nothing to keep open). Looks go to the kernel's
+/proc/net/if_inet6 (per namespace, one line per address with its prefix length, scope and flags):
+with a week of probe addresses on the interface, a netlink dump parsed by pyroute2 costs about
+0.2 ms per address (2 s for 5,000: tests/bench/bench_probe_addresses.py), the text a few ms in
+all, and the prober looks every second. Lifetimes are not in that text: the one choice that needs
+them (which of two live /64s to mint in, while the LAN is renumbered) asks netlink then.
 """
 from __future__ import annotations
 
@@ -21,15 +26,22 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from ..lan import ULA
+
 # ifa_flags bits (linux/if_addr.h)
 IFA_F_TEMPORARY = 0x01
 IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08
+IFA_F_DEPRECATED = 0x20  # preferred lifetime 0: set by the kernel, shown in /proc/net/if_inet6
 IFA_F_TENTATIVE = 0x40
 IFA_F_PERMANENT = 0x80
 IFA_F_MANAGETEMPADDR = 0x100
 
 RT_SCOPE_UNIVERSE = 0
+PROC_ADDRESSES = "/proc/net/if_inet6"
+PROC_SCOPE_GLOBAL = 0x00  # the scope column there: 0x20 link-local, 0x10 loopback
+NOT_A_PREFIX_SOURCE = IFA_F_TEMPORARY | IFA_F_TENTATIVE | IFA_F_DADFAILED
+_ULA = ipaddress.IPv6Network(ULA)
 PROBE_PREFIXLEN = 128
 SLAAC_PREFIXLEN = 64
 MINT_ATTEMPTS = 8  # a fresh random IID collides with a reserved or existing one about never
@@ -74,7 +86,30 @@ class InterfaceAddress:
     @property
     def can_give_prefix(self) -> bool:
         return (self.scope == RT_SCOPE_UNIVERSE and self.prefixlen == SLAAC_PREFIXLEN
-                and not self.flags & (IFA_F_TEMPORARY | IFA_F_TENTATIVE | IFA_F_DADFAILED))
+                and not self.flags & NOT_A_PREFIX_SOURCE and not is_ula(self.address))
+
+
+def is_ula(address: str) -> bool:
+    """A unique local address (fc00::/7): OpenWrt gives every LAN a ULA /64 beside the global
+    one; a probe sent from it could never reach the internet."""
+    return ipaddress.IPv6Address(address) in _ULA
+
+
+def listed_addresses(ifname: str) -> list[tuple[str, int, int, int]]:
+    """Every IPv6 address on the interface as /proc/net/if_inet6 lists it: (address, prefix
+    length, scope column, low 8 bits of the flags). InterfaceGone if there is no such interface."""
+    try:
+        socket.if_nametoindex(ifname)
+    except OSError:
+        raise InterfaceGone(ifname) from None
+    found = []
+    with open(PROC_ADDRESSES) as listing:
+        for line in listing:
+            fields = line.split()
+            if len(fields) == 6 and fields[5] == ifname:
+                address = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(fields[0]))  # RFC 5952 text
+                found.append((address, int(fields[2], 16), int(fields[3], 16), int(fields[4], 16)))
+    return found
 
 
 def interface_addresses(ifname: str) -> list[InterfaceAddress]:
@@ -90,6 +125,12 @@ def interface_addresses(ifname: str) -> list[InterfaceAddress]:
 
 def global_prefix(ifname: str) -> ipaddress.IPv6Network | None:
     """The interface's global /64 learned from router advertisements; None while there is none."""
+    networks = {ipaddress.IPv6Network(f"{address}/{SLAAC_PREFIXLEN}", strict=False)
+                for address, prefixlen, scope, flags in listed_addresses(ifname)
+                if prefixlen == SLAAC_PREFIXLEN and scope == PROC_SCOPE_GLOBAL and not flags & NOT_A_PREFIX_SOURCE
+                and not is_ula(address)}
+    if len(networks) <= 1:  # one /64 (nearly always): whichever of its addresses, the answer is the same
+        return networks.pop() if networks else None
     source = choose_prefix_source(interface_addresses(ifname))
     if source is None:
         return None
@@ -148,9 +189,12 @@ def is_reserved_iid(iid: int) -> bool:
     return (iid >> 32) in ISATAP_IID_HIGH
 
 
-def probe_addresses(ifname: str) -> list[tuple[str, int]]:
-    """Our probe /128s still on the interface, with their remaining valid lifetime in seconds."""
-    return sorted((a.address, a.valid) for a in interface_addresses(ifname) if a.is_probe)
+def probe_addresses(ifname: str) -> list[str]:
+    """Our probe /128s still on the interface (the kernel removes each at its window's end)."""
+    # Deprecated (preferred lifetime 0) and added without DAD: DHCPv6 /128s can be deprecated too.
+    mark = IFA_F_NODAD | IFA_F_DEPRECATED
+    return sorted(address for address, prefixlen, scope, flags in listed_addresses(ifname)
+                  if prefixlen == PROBE_PREFIXLEN and scope == PROC_SCOPE_GLOBAL and flags & mark == mark)
 
 
 def remove_probe_address(ifname: str, address: str) -> None:

@@ -2,8 +2,10 @@
 
 Runs in its own thread beside the capture loop (DNS look-ups and NTP replies take seconds; the
 capture must not wait for them) with its own store connection. Order of a probe: mint the
-address, commit the ledger row, send the one packet, record what came back. `status` is a
-plain dict, replaced whole, that the daemon copies into the store for the page.
+address, commit the ledger row, tell the daemon to watch the address for touches, open the way
+to it through the router (probe/reach.py), send the one packet, record what came back. Nothing is
+done, and nothing stamped, until the clock is known to be right. `status` is a plain dict,
+replaced whole, that the daemon copies into the store for the page.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 
 from ..store.db import Store
 from . import addresses, pools, send
+from .reach import Reachability
 from .schedule import ProbeScheduler
 from .send import PROBE_PORTS
 
@@ -22,13 +25,21 @@ RETRY_FAILED = 30.0    # after an unexpected error, start the loop over this soo
 
 
 class Prober(threading.Thread):
-    def __init__(self, config, db_path: str, *, clock=time.time):
+    def __init__(self, config, db_path: str, *, clock=time.time, on_probe=None, clock_ok=None, router=None):
+        """`on_probe(address, probe id, planned, expires)` is called before a probe leaves (the
+        daemon watches the address from then on); `clock_ok()` says whether the system clock may
+        be used (probing waits until it may); `router`: a pinholes.Router to ask instead of the
+        one the configuration's interface leads to."""
         super().__init__(name="prober", daemon=True)
         self.config, self.db_path, self.clock = config, db_path, clock
+        self.on_probe = on_probe or (lambda address, probe_id, planned, expires: None)
+        self.clock_ok = clock_ok or (lambda: True)
+        self.router = router
         self.stop_event = threading.Event()
         self.status: dict = {"state": "starting"}
         self.prefix: str | None = None
         self.error: BaseException | None = None
+        self.reach: Reachability | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -57,11 +68,17 @@ class Prober(threading.Thread):
 
     def _loop(self, store: Store) -> None:
         probe, interface = self.config.probe, self.config.appliance.interface
+        while not self.clock_ok():  # no look-up, no probe, no stamp before the clock is right
+            self._pause("waiting for the clock to be synchronised", {})
+            if self.stop_event.is_set():
+                return
+        self.reach = self.reach or Reachability(self.config, store, router=self.router, clock=self.clock)
         scheduler = ProbeScheduler(probe.kinds, server_interval=probe.server_interval, min_gap=probe.min_gap,
                                    first_delay=probe.first_delay, start=self.clock(), max_live=probe.max_live)
         next_resolve, pool_errors, last_probe = 0.0, {}, None
         while not self.stop_event.is_set():
             now = self.clock()
+            self.reach.maintain()
             if now >= next_resolve:
                 pool_errors = self._resolve(store, now)
                 next_resolve = now + (RETRY_RESOLVE if pool_errors else probe.resolve_every)
@@ -94,13 +111,15 @@ class Prober(threading.Thread):
             self.status = {"state": "probing" if servers else "waiting for pool members", "prefix": self.prefix,
                            "live_addresses": len(live), "max_live": probe.max_live, "servers": len(servers),
                            "pool_errors": pool_errors, "last_probe": last_probe,
-                           "next": [{"at": at, "server": server} for at, server in plans]}
+                           "next": [{"at": at, "server": server} for at, server in plans],
+                           "reachability": self.reach.status}
             self.stop_event.wait(1.0)
 
     def _pause(self, reason: str, pool_errors: dict) -> None:
         if self.status.get("reason") != reason:
             log.warning("probing paused: %s", reason)
-        self.status = {"state": "paused", "reason": reason, "prefix": None, "pool_errors": pool_errors}
+        self.status = {"state": "paused", "reason": reason, "prefix": None, "pool_errors": pool_errors,
+                       **({"reachability": self.reach.status} if self.reach else {})}
         self.stop_event.wait(5.0)
 
     def _resolve(self, store: Store, now: float) -> dict[str, str]:
@@ -121,7 +140,10 @@ class Prober(threading.Thread):
     def _probe(self, store: Store, interface: str, prefix, server: str, kind: str) -> dict:
         valid = int(self.config.probe.observation)
         address = addresses.mint_probe_address(interface, prefix, valid)
-        probe_id = store.plan_probe(address, server, kind, PROBE_PORTS[kind], self.clock() + valid)
+        planned = self.clock()
+        probe_id = store.plan_probe(address, server, kind, PROBE_PORTS[kind], planned + valid, planned=planned)
+        self.on_probe(address, probe_id, planned, planned + valid)
+        self.reach.prepare(probe_id, address, planned + valid)
         result = send.send_probe(address, server, kind, timeout=self.config.probe.reply_timeout)
         reply = result.reply
         store.record_probe(probe_id, sent_at=result.sent_at, sport=result.sport,

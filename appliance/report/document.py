@@ -5,7 +5,15 @@ import json
 from typing import TextIO
 
 from ..words import ScanKind
-from .evidence import SCHEMA_VERSION, family_json, scan_documents, scan_json, scanner_families, suspect_document
+from .evidence import (
+    SCHEMA_VERSION,
+    family_json,
+    scan_documents,
+    scan_json,
+    scanner_families,
+    suspect_document,
+    touch_documents,
+)
 
 
 def write_json(out: TextIO, store, *, parameters: dict, result) -> None:
@@ -24,6 +32,7 @@ def write_json(out: TextIO, store, *, parameters: dict, result) -> None:
         for n, (row, candidates) in enumerate(scan_documents(store, kind)):
             out.write((", " if n else "") + scan_json(row, candidates))
         out.write("]")
+    out.write(', "touches": ' + json.dumps(touch_documents(store, result.touches)))
     out.write(', "suspects": ' + json.dumps([suspect_document(row) for row in store.selected_suspects()]))
     out.write(', "scanner_families": [')
     for n, family in enumerate(scanner_families(store)):

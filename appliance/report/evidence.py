@@ -8,6 +8,7 @@ import time
 from functools import lru_cache
 from typing import Iterator
 
+from ..detect.scans import network_of
 from ..store.db import NO_PORT, Store
 from ..words import ScanKind
 
@@ -26,6 +27,18 @@ def iso(ts: float) -> str:
 def _minute_text(minute: int) -> str:
     # A scan and its candidates fall within a few minutes: each minute is formatted once.
     return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+
+
+def duration_text(seconds: float) -> str:
+    """A span a person reads at a glance: "3 d 22 h", "41 min", "50 s"."""
+    seconds = max(0.0, seconds)
+    if seconds >= 86400:
+        return f"{int(seconds // 86400)} d {int(seconds % 86400 // 3600)} h"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds)} s"
 
 
 def endpoint_text(proto: str, dst: str, dport: int | None) -> str:
@@ -140,3 +153,18 @@ def family_json(store: Store, family: dict) -> Iterator[str]:
     for n, scanner in enumerate(store.family_scanners(family["net"])):
         yield (", " if n else "") + json.dumps(scanner)
     yield "], " + json.dumps({key: family[key] for key in ("scans", "sweeps", "first", "last")})[1:]
+
+
+def touch_documents(store: Store, touches: dict) -> list[dict]:
+    """Touches as an import found them ({(probe id, src, proto, dport): [first, last, packets]}),
+    oldest first, each with its probe (address, server) and the lag from the probe."""
+    probes = {}
+    documents = []
+    for (probe_id, src, proto, dport), (first, last, packets) in sorted(touches.items(), key=lambda kv: kv[1][0]):
+        probe = probes.get(probe_id) or probes.setdefault(probe_id, store.probe(probe_id))
+        documents.append({
+            "probe_id": probe_id, "probe_address": probe["address"], "server": probe["server"],
+            "probe_time": iso(probe["sent_at"]), "src": src, "family": network_of(src, store.family_prefix),
+            "proto": proto, "port": dport, "first": iso(first), "last": iso(last), "packets": packets,
+            "lag": round(first - probe["sent_at"], 3)})
+    return documents

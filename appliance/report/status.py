@@ -5,7 +5,7 @@ import json
 import time
 
 from ..words import LABELS, Verdict
-from .evidence import iso
+from .evidence import duration_text, iso
 
 HEARTBEAT_STALE = 60.0   # the daemon writes one every few seconds; a minute without one means it is not running
 # How the status command writes each verdict: the one a user must not miss stands out.
@@ -26,10 +26,30 @@ def status_document(store, now: float | None = None) -> dict:
     return {
         "daemon": daemon_state(status, now),
         "status": status,
-        "servers": store.server_verdicts(),
+        "servers": store.server_verdicts(now),
         "gaps": [dict(row) for row in store.gaps()],
         "probes": len(store.probes()),
+        "now": now,
     }
+
+
+def verdict_text(server: dict, now: float) -> str:
+    """What a server's verdict rests on, in one phrase."""
+    verdict, probes = server["verdict"], server["probes"]
+    count = f"{probes} probe{'s' if probes != 1 else ''}"
+    if verdict == Verdict.HARVESTER:
+        packets = f"{server['touches']} packet{'s' if server['touches'] != 1 else ''}"
+        return (f"a probe address was touched {server['min_lag']:.1f} s after its probe ({count}, "
+                f"{server['touched_probes']} touched, {packets})")
+    if verdict == Verdict.SUSPECT:
+        return f"preceded {server['candidate_scans']} scan(s) of ordinary addresses, not yet cleared ({count})"
+    if verdict == Verdict.WATCHING:
+        return f"watching its probe address, {duration_text(server['watch_ends'] - now)} left ({count})"
+    if verdict == Verdict.CLEAN:
+        return f"a whole window with no touch, open to {', '.join(server['clean_open_to'])} ({count})"
+    if verdict == Verdict.UNVERIFIED:
+        return f"scans could not reach this appliance: {server['unverified_why']} ({count})"
+    return "not probed yet"
 
 
 def write_status(out, store, *, as_json: bool = False) -> None:
@@ -38,9 +58,13 @@ def write_status(out, store, *, as_json: bool = False) -> None:
         json.dump(document, out, indent=1, sort_keys=True, default=str)
         out.write("\n")
         return
-    daemon, status = document["daemon"], document["status"]
+    daemon, status, now = document["daemon"], document["status"], document["now"]
     out.write(f"daemon: {'running' if daemon['alive'] else 'not running'}"
               f"{', last heartbeat ' + iso(daemon['heartbeat']) if daemon['heartbeat'] else ''}\n")
+    clock = status.get("clock")
+    if clock is not None:
+        out.write(f"clock: {clock['detail']}\n" if clock.get("synchronised") else
+                  f"clock: WAITING to be synchronised ({clock['detail']}): nothing is probed or recorded until then\n")
     for name in ("firewall", "privacy"):
         part = status.get(name)
         if part is not None:
@@ -54,12 +78,21 @@ def write_status(out, store, *, as_json: bool = False) -> None:
         if prober.get("prefix"):
             line += f", prefix {prober['prefix']}, {prober.get('live_addresses', 0)} live probe addresses"
         out.write(line + "\n")
+        reach = prober.get("reachability")
+        if reach:
+            state = reach["state"].upper() if reach["state"] in ("unreachable", "closed", "partly") else reach["state"]
+            out.write(f"reachability: {state}: {reach['detail']}\n")
+            if reach.get("advice"):
+                out.write("  No server can be called clean while scans cannot reach this appliance. What you can do:\n")
+                for advice in reach["advice"]:
+                    out.write(f"  - {advice}\n")
+    if "inbound_24h" in status:
+        seen = status["inbound_24h"]
+        out.write("unsolicited packets from the internet, last 24 h: "
+                  + (", ".join(f"{proto} {n}" for proto, n in sorted(seen.items())) if seen else "none seen") + "\n")
     out.write(f"probes sent: {document['probes']}\n\nSERVERS\n")
     for server in document["servers"]:
-        lag = f", scanned {server['min_lag']:.1f} s after a probe" if server["min_lag"] is not None else ""
-        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(server["probes_by_kind"].items()))
-        out.write(f"  {VERDICT_WORDS[server['verdict']]:<20} {server['server']:<40} probes {server['probes']}"
-                  f"{' (' + kinds + ')' if kinds else ''}, scans after probes {server['probe_scans']}{lag}"
+        out.write(f"  {VERDICT_WORDS[server['verdict']]:<20} {server['server']:<40} {verdict_text(server, now)}"
                   f"  [{', '.join(server['pools'])}]\n")
     if document["gaps"]:
         out.write("\nGAPS (time not fully captured)\n")

@@ -4,11 +4,20 @@ from __future__ import annotations
 from typing import TextIO
 
 from ..words import Attribution, ScanKind
-from .evidence import ports_list, scan_documents, scan_head, scan_tail, scanner_families, suspect_document
+from .evidence import (
+    ports_list,
+    scan_documents,
+    scan_head,
+    scan_tail,
+    scanner_families,
+    suspect_document,
+    touch_documents,
+)
 
 
-def write_text(out: TextIO, store, lookback: float) -> None:
-    """The report of the scans selected in `store` (Store.select_scans)."""
+def write_text(out: TextIO, store, lookback: float, touches: dict | None = None) -> None:
+    """The report of the scans selected in `store` (Store.select_scans), and of the `touches` the
+    same run found (probe addresses of the store's ledger reached from outside)."""
     portscans = sweeps = 0
     for row, candidates in scan_documents(store):
         # A scan's ports are not listed, only a sweep's first few: decoded for sweeps alone.
@@ -50,6 +59,14 @@ def write_text(out: TextIO, store, lookback: float) -> None:
         for s in suspects:
             out.write(f"  {s['endpoint']:<{width}}  {s['scans']:5d}  {s['certain']:7d}  {s['score']:6.2f}  "
                       f"{s['exposures']:12d}  {s['hit_rate']:7.0%}  {s['min_lag']:6.1f}s  {s['median_lag']:9.1f}s\n")
+    found = touch_documents(store, touches or {})
+    if found:
+        out.write(f"\nTOUCHES OF PROBE ADDRESSES ({len(found)}): each is certain, the probed server passed the "
+                  "address on\n")
+        for t in found:
+            port = "" if t["port"] is None else f" {t['port']}"
+            out.write(f"  {t['first']}  lag {t['lag']:.1f}s  {t['src']} -> {t['probe_address']} {t['proto']}{port}"
+                      f"  ({t['packets']} packets)  probe {t['probe_id']} to {t['server']}\n")
     families = scanner_families(store)
     out.write(f"\nSCANNER FAMILIES ({len(families)})\n")
     for f in families:

@@ -16,7 +16,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Iterator
 
-from ..detect.scans import PORTSCAN, Scan
+from ..detect.scans import PORTSCAN, Scan, network_of
+from ..settings import default
 from ..words import Attribution
 from .live import LiveRecords
 from .queries import Queries
@@ -137,9 +138,45 @@ MIGRATIONS = [
     """
     CREATE INDEX scans_by_probe ON scans(probe_id) WHERE probe_id IS NOT NULL;
     """,
+    # 5: touches of probe addresses (any unsolicited packet from the internet: certain evidence,
+    # one row per probe, source, protocol and port), and the pinholes the router granted each
+    # probe address (what could reach it during its window: a verdict of clean needs it).
+    """
+    CREATE TABLE touches (
+        probe_id INTEGER NOT NULL REFERENCES probes(id),
+        src TEXT NOT NULL,
+        src_net TEXT NOT NULL,          -- the scanner family (detect.family_prefix)
+        proto TEXT NOT NULL,
+        dport INTEGER NOT NULL,         -- the ICMP type for ICMP/ICMPv6; -1 where there is none
+        first_ts REAL NOT NULL, last_ts REAL NOT NULL,
+        packets INTEGER NOT NULL,
+        PRIMARY KEY (probe_id, src, proto, dport)
+    ) WITHOUT ROWID;
+    CREATE INDEX touches_by_src_net ON touches(src_net);
+    CREATE TABLE pinholes (
+        probe_id INTEGER NOT NULL REFERENCES probes(id),
+        proto TEXT NOT NULL,            -- tcp | udp
+        port INTEGER NOT NULL,
+        uid INTEGER,                    -- the router's id of it; NULL while it is not granted
+        opened REAL,                    -- granted at (the latest grant)
+        held_until REAL,                -- the lease runs to here (each renewal moves it on)
+        lapsed REAL,                    -- first found gone before its window ended: not held throughout
+        closed REAL,                    -- given back at the window's end
+        error TEXT,                     -- why it was refused or lost
+        PRIMARY KEY (probe_id, proto, port)
+    ) WITHOUT ROWID;
+    -- How unsolicited packets could reach the probe address: 'pinholes' (asked of the router),
+    -- 'declared' (the router is set open, says the configuration), 'none' (a closed router, or no
+    -- pinhole granted); reach_note says why when it is none.
+    ALTER TABLE probes ADD COLUMN reach TEXT;
+    ALTER TABLE probes ADD COLUMN reach_note TEXT;
+    """,
 ]
 
 IMPORT_CHECKPOINT_PAGES = 10000  # 40 MB of 4 KiB pages
+# Touch rows (source, protocol, port) kept per probe address: a scan of every port from a whole
+# /48 is 10,000 rows of evidence already; a flood beyond that is counted, not stored.
+MAX_TOUCH_ROWS = 10_000
 # Contacts store ports as integers; protocols without ports use this.
 NO_PORT = -1
 # A scan's candidates as the reports list them: most likely trigger first, then by time (the
@@ -159,6 +196,9 @@ class Store(LiveRecords, Queries):
         nothing to keep safe from a power cut, so it writes without journal or syncs. `shared`: a
         read-only connection that threads take turns on (under a lock of the caller's)."""
         self.path = path
+        # The prefix length that groups scanners into families (detect.family_prefix), for what is
+        # written from here on: the daemon and analyze set it from their settings.
+        self.family_prefix: int = default("detect.family_prefix")
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, check_same_thread=not shared)
         else:
@@ -225,10 +265,9 @@ class Store(LiveRecords, Queries):
                  for scan_id, scan in zip(ids, scans) for c in scan.candidates])
         return ids
 
-    @staticmethod
-    def _scan_row(scan: Scan, import_id: int | None) -> tuple:
-        return (scan.kind, scan.scanner, scan.scanner_net, scan.target, scan.start, scan.end,
-                scan.packets, len(scan.ports), ports_text(scan.ports), json.dumps(scan.protocols),
+    def _scan_row(self, scan: Scan, import_id: int | None) -> tuple:
+        return (scan.kind, scan.scanner, network_of(scan.scanner, self.family_prefix), scan.target, scan.start,
+                scan.end, scan.packets, len(scan.ports), ports_text(scan.ports), json.dumps(scan.protocols),
                 targets_text(scan), import_id)
 
     def _scan_ids(self, scans: list[Scan]) -> list[int]:
@@ -243,6 +282,34 @@ class Store(LiveRecords, Queries):
                 "SELECT s.id FROM batch JOIN scans s ON s.kind=batch.kind AND s.scanner=batch.scanner "
                 "AND s.target=batch.target AND s.start=batch.start ORDER BY batch.n", keys)]
         return ids
+
+    def add_touches(self, touches: dict[tuple, list]) -> int:
+        """Store touches ({(probe id, src, proto, dport): [first, last, packets]}); returns how
+        many new (source, protocol, port) rows were left out because their probe already holds
+        MAX_TOUCH_ROWS (a flood at one probe address: its first rows are the evidence)."""
+        if not touches:
+            return 0
+        probes = sorted({key[0] for key in touches})
+        held = dict(self.db.execute(
+            f"SELECT probe_id, count(*) FROM touches WHERE probe_id IN ({','.join('?' * len(probes))}) "
+            "GROUP BY probe_id", probes).fetchall())
+        rows, dropped = [], 0
+        for (probe_id, src, proto, dport), (first, last, packets) in sorted(touches.items(), key=lambda kv: kv[1][0]):
+            port = NO_PORT if dport is None else dport
+            if held.get(probe_id, 0) >= MAX_TOUCH_ROWS and not self.db.execute(
+                    "SELECT 1 FROM touches WHERE probe_id=? AND src=? AND proto=? AND dport=?",
+                    (probe_id, src, proto, port)).fetchone():
+                dropped += 1
+                continue
+            held[probe_id] = held.get(probe_id, 0) + 1
+            rows.append((probe_id, src, network_of(src, self.family_prefix), proto, port, first, last, packets))
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO touches(probe_id, src, src_net, proto, dport, first_ts, last_ts, packets) "
+                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(probe_id, src, proto, dport) DO UPDATE SET "
+                "first_ts=min(first_ts, excluded.first_ts), last_ts=max(last_ts, excluded.last_ts), "
+                "packets=packets + excluded.packets", rows)
+        return dropped
 
     def add_contacts(self, contacts: dict[tuple, list]) -> None:
         # In key order: each insert lands next to the previous one in the b-tree, which touches

@@ -13,9 +13,8 @@ import time
 
 from ..words import Verdict
 
-HARVESTER, SUSPECT, CLEAN, UNPROBED = Verdict.HARVESTER, Verdict.SUSPECT, Verdict.CLEAN, Verdict.UNPROBED
-# A server that was a trigger candidate stays a suspect until this many probes of it, sent after
-# its last candidacy, went by without a scan.
+# A server that was a trigger candidate stays a suspect until this many clean probes of it (whole
+# windows, untouched, reachable) were sent after its last candidacy.
 CLEARING_PROBES = 3
 
 
@@ -66,6 +65,55 @@ class LiveRecords:
                 (address, server, kind, port, time.time() if planned is None else planned, expires))
         return cursor.lastrowid
 
+    def set_reach(self, probe_id: int, reach: str, note: str | None = None) -> None:
+        """How unsolicited packets could reach the probe address (see the probes table)."""
+        with self.db:
+            self.db.execute("UPDATE probes SET reach=?, reach_note=? WHERE id=?", (reach, note, probe_id))
+
+    def probe_windows(self) -> list:
+        """Every probe sent: (id, address, planned, expires)."""
+        return self.db.execute("SELECT id, address, planned, expires FROM probes WHERE sent_at IS NOT NULL "
+                               "ORDER BY id").fetchall()
+
+    def watched_probes(self, now: float) -> list:
+        """Probes sent whose window is still open: (id, address, planned, expires)."""
+        return self.db.execute("SELECT id, address, planned, expires FROM probes WHERE sent_at IS NOT NULL "
+                               "AND expires > ? ORDER BY id", (now,)).fetchall()
+
+    # -- pinholes ------------------------------------------------------------------------------
+    def record_pinhole(self, probe_id: int, proto: str, port: int, *, uid: int | None, opened: float | None,
+                       held_until: float | None, error: str | None = None) -> None:
+        """A pinhole granted (uid, opened, held_until) or refused (error) for a probe address."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO pinholes(probe_id, proto, port, uid, opened, held_until, error) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(probe_id, proto, port) DO UPDATE SET uid=excluded.uid, opened=excluded.opened, "
+                "held_until=excluded.held_until, error=excluded.error",
+                (probe_id, proto, port, uid, opened, held_until, error))
+
+    def renew_pinhole(self, probe_id: int, proto: str, port: int, held_until: float) -> None:
+        with self.db:
+            self.db.execute("UPDATE pinholes SET held_until=? WHERE probe_id=? AND proto=? AND port=?",
+                            (held_until, probe_id, proto, port))
+
+    def lose_pinhole(self, probe_id: int, proto: str, port: int, at: float, error: str) -> None:
+        """The router no longer holds it (a failed renewal): the window was not open throughout."""
+        with self.db:
+            self.db.execute("UPDATE pinholes SET lapsed=coalesce(lapsed, ?), uid=NULL, error=? "
+                            "WHERE probe_id=? AND proto=? AND port=?", (at, error, probe_id, proto, port))
+
+    def close_pinhole(self, probe_id: int, proto: str, port: int, at: float) -> None:
+        with self.db:
+            self.db.execute("UPDATE pinholes SET closed=?, uid=NULL WHERE probe_id=? AND proto=? AND port=?",
+                            (at, probe_id, proto, port))
+
+    def held_pinholes(self) -> list:
+        """Pinholes granted and not closed: (probe id, address, expires, proto, port, uid, held_until)."""
+        return self.db.execute(
+            "SELECT h.probe_id, p.address, p.expires, h.proto, h.port, h.uid, h.held_until FROM pinholes h "
+            "JOIN probes p ON p.id = h.probe_id WHERE h.uid IS NOT NULL AND h.closed IS NULL "
+            "ORDER BY h.held_until").fetchall()
+
     def record_probe(self, probe_id: int, *, sent_at: float | None, sport: int | None = None,
                      stratum: int | None = None, offset: float | None = None, delay: float | None = None,
                      error: str | None = None) -> None:
@@ -109,19 +157,55 @@ class LiveRecords:
         return {key: json.loads(value) for key, value in self.db.execute("SELECT key, value FROM status")}
 
     # -- verdicts -------------------------------------------------------------------------
-    def server_verdicts(self) -> list[dict]:
+    def probe_outcomes(self, now: float | None = None) -> list[dict]:
+        """Every probe that left, with what came of it: `touched` (first evidence and its lag),
+        else `watching` (window open), else `clean` (the whole window passed untouched while
+        packets could reach the address) or `unverified` (it passed, but nothing shows packets could
+        reach the address: no pinhole held throughout, a closed router)."""
+        now = time.time() if now is None else now
+        rows = self.db.execute(
+            "SELECT p.id, p.server, p.kind, p.address, p.sent_at, p.expires, p.reach, p.reach_note, "
+            "(SELECT min(first_ts) FROM touches t WHERE t.probe_id = p.id) AS first_touch, "
+            "(SELECT min(start) FROM scans s WHERE s.probe_id = p.id) AS first_scan, "
+            "(SELECT group_concat(h.proto || '/' || h.port, ' ') FROM pinholes h WHERE h.probe_id = p.id "
+            "   AND h.lapsed IS NULL AND h.opened <= p.sent_at + ? AND h.held_until >= p.expires - ?) AS held, "
+            "(SELECT group_concat(DISTINCT h.error) FROM pinholes h WHERE h.probe_id = p.id) AS pinhole_errors "
+            "FROM probes p WHERE p.sent_at IS NOT NULL ORDER BY p.sent_at", (PINHOLE_SLACK, PINHOLE_SLACK))
+        outcomes = []
+        for row in rows:
+            outcome = dict(row)
+            evidence = [t for t in (row["first_touch"], row["first_scan"]) if t is not None]
+            outcome["open_to"] = row["held"].split() if row["held"] else []
+            if evidence:
+                outcome["state"] = "touched"
+                outcome["lag"] = min(evidence) - row["sent_at"]
+            elif now < row["expires"]:
+                outcome["state"] = "watching"
+            elif row["reach"] == "declared" or (row["reach"] == "pinholes" and outcome["open_to"]):
+                outcome["state"] = "clean"
+            else:
+                outcome["state"] = "unverified"
+                outcome["why"] = unreachable_reason(row)
+            outcomes.append(outcome)
+        return outcomes
+
+    def server_verdicts(self, now: float | None = None) -> list[dict]:
         """Every server known from the pools or probed, with its verdict and the evidence for it:
-        harvester (a probe of it was followed by a scan of the probe address), suspect (a trigger
-        candidate of a scan, not yet cleared by later probes), clean (probed, never followed by a
-        scan), unprobed."""
+        harvester (a probe address of it was touched: certain), suspect (a trigger candidate of a
+        scan of an ordinary address, not cleared by clean probes since), clean (a whole window with
+        no touch while packets could reach the probe address), watching (a window still open),
+        unverified (windows passed, but nothing could reach the probe addresses), unprobed."""
+        now = time.time() if now is None else now
         db = self.db
         servers: dict[str, dict] = {}
 
         def entry(address: str) -> dict:
             return servers.setdefault(address, {
                 "server": address, "pools": [], "first_seen": None, "last_seen": None, "probes": 0,
-                "probes_by_kind": {}, "probe_scans": 0, "min_lag": None, "candidate_scans": 0,
-                "last_candidacy": None, "probes_since_candidacy": 0, "verdict": UNPROBED})
+                "probes_by_kind": {}, "probe_scans": 0, "touched_probes": 0, "touches": 0, "min_lag": None,
+                "watching": 0, "watch_ends": None, "clean_probes": 0, "clean_open_to": [],
+                "unverified_probes": 0, "unverified_why": None, "candidate_scans": 0, "last_candidacy": None,
+                "clean_since_candidacy": 0, "verdict": Verdict.UNPROBED})
 
         for pool, address, first, last in db.execute(
                 "SELECT pool, address, first_seen, last_seen FROM pool_members ORDER BY pool"):
@@ -129,37 +213,68 @@ class LiveRecords:
             e["pools"].append(pool)
             e["first_seen"] = first if e["first_seen"] is None else min(e["first_seen"], first)
             e["last_seen"] = last if e["last_seen"] is None else max(e["last_seen"], last)
-        for server, kind, count in db.execute(
-                "SELECT server, kind, count(*) FROM probes WHERE sent_at IS NOT NULL GROUP BY server, kind"):
-            e = entry(server)
-            e["probes_by_kind"][kind] = count
-            e["probes"] += count
-        for server, scans, min_lag in db.execute(
-                "SELECT p.server, count(s.id), min(s.start - p.sent_at) FROM scans s JOIN probes p "
-                "ON s.probe_id = p.id GROUP BY p.server"):
-            e = entry(server)
-            e["probe_scans"], e["min_lag"] = scans, min_lag
+        outcomes = self.probe_outcomes(now)
+        clean_sent: dict[str, list[float]] = {}
+        for o in outcomes:
+            e = entry(o["server"])
+            e["probes"] += 1
+            e["probes_by_kind"][o["kind"]] = e["probes_by_kind"].get(o["kind"], 0) + 1
+            if o["state"] == "touched":
+                e["touched_probes"] += 1
+                e["min_lag"] = o["lag"] if e["min_lag"] is None else min(e["min_lag"], o["lag"])
+            elif o["state"] == "watching":
+                e["watching"] += 1
+                e["watch_ends"] = o["expires"] if e["watch_ends"] is None else min(e["watch_ends"], o["expires"])
+            elif o["state"] == "clean":
+                e["clean_probes"] += 1
+                e["clean_open_to"] = o["open_to"] or ["everything (router set open)"]
+                clean_sent.setdefault(o["server"], []).append(o["sent_at"])
+            else:
+                e["unverified_probes"] += 1
+                e["unverified_why"] = o["why"]
+        for server, scans, touches in db.execute(
+                "SELECT p.server, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id), "
+                "(SELECT coalesce(sum(packets), 0) FROM touches t WHERE t.probe_id = p.id) FROM probes p "
+                "WHERE p.sent_at IS NOT NULL"):
+            e = servers[server]
+            e["probe_scans"] += scans
+            e["touches"] += touches
         # From the suspects table that refresh() keeps (one row per endpoint, a few hundred), not
         # from the candidates themselves (one row per trigger packet: 150,000 on a big store).
-        # It counts probe scans too; those belong to harvesters, whose verdict they already decide.
-        # Only the probe scans of a harvester are counted (candidate_scans None); a scan preceded by
-        # contacts with two ports of one server counts twice (rare: only the count shown, not a verdict).
         for server, scans, last in db.execute("SELECT dst, sum(scans), max(last_ts) FROM suspects GROUP BY dst"):
             if server in servers:  # only NTP servers get a verdict, not every endpoint ever contacted
                 e = servers[server]
                 e["candidate_scans"], e["last_candidacy"] = scans, last
-                if e["probe_scans"]:
-                    # A harvester: its probe scans are counted apart; how many other scans it preceded
-                    # would cost a walk through all its trigger packets, and decides nothing.
-                    e["candidate_scans"] = None
-                e["probes_since_candidacy"] = db.execute(
-                    "SELECT count(*) FROM probes WHERE server=? AND sent_at > ?", (server, last)).fetchone()[0]
+                e["clean_since_candidacy"] = sum(1 for sent in clean_sent.get(server, ()) if sent > last)
         for e in servers.values():
-            if e["probe_scans"]:
-                e["verdict"] = HARVESTER
-            elif e["candidate_scans"] and e["probes_since_candidacy"] < CLEARING_PROBES:
-                e["verdict"] = SUSPECT
-            elif e["probes"]:
-                e["verdict"] = CLEAN
+            if e["touched_probes"]:
+                e["verdict"] = Verdict.HARVESTER
+                # A harvester: its probes decide; how many other scans it preceded decides nothing.
+                e["candidate_scans"] = None
+            elif e["candidate_scans"] and e["clean_since_candidacy"] < CLEARING_PROBES:
+                e["verdict"] = Verdict.SUSPECT
+            elif e["clean_probes"]:
+                e["verdict"] = Verdict.CLEAN
+            elif e["watching"]:
+                e["verdict"] = Verdict.WATCHING
+            elif e["unverified_probes"]:
+                e["verdict"] = Verdict.UNVERIFIED
         order = list(Verdict)  # most serious first
         return sorted(servers.values(), key=lambda e: (order.index(e["verdict"]), e["server"]))
+
+
+# A pinhole counts as open throughout a window when it was granted by the probe's sending and
+# held to the window's end, give or take this many seconds (the grant comes just before the
+# probe; the last lease runs to the window's end).
+PINHOLE_SLACK = 120.0
+
+
+def unreachable_reason(probe) -> str:
+    """Why nothing shows unsolicited packets could reach a probe address (a sentence for a person)."""
+    if probe["reach"] == "none":
+        return probe["reach_note"] or "your router lets nothing unsolicited in"
+    if probe["reach"] == "pinholes":
+        if probe["pinhole_errors"]:
+            return f"the router's pinholes were not held throughout the window ({probe['pinhole_errors']})"
+        return "the router's pinholes were not held throughout the window"
+    return "the appliance did not record how this probe address could be reached"

@@ -96,6 +96,34 @@ class Queries:
             lags.setdefault(server, []).append(lag)
         return lags
 
+    def latest_touch(self) -> sqlite3.Row | None:
+        """The probe whose address was touched last, with its first touch and how many sources."""
+        return self.db.execute(
+            "SELECT p.id, p.server, p.address, p.kind, p.sent_at, min(t.first_ts) AS first_touch, "
+            "max(t.last_ts) AS last_touch, count(DISTINCT t.src) AS sources, sum(t.packets) AS packets "
+            "FROM touches t JOIN probes p ON p.id = t.probe_id GROUP BY p.id ORDER BY last_touch DESC LIMIT 1"
+        ).fetchone()
+
+    def touches_of(self, probe_id: int) -> list[sqlite3.Row]:
+        """A probe address's touches, by source family then source, each source's ports in order."""
+        return self.db.execute("SELECT * FROM touches WHERE probe_id=? ORDER BY src_net, src, first_ts, proto, dport",
+                               (probe_id,)).fetchall()
+
+    def pinholes_of(self, probe_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM pinholes WHERE probe_id=? ORDER BY proto, port", (probe_id,)).fetchall()
+
+    def scans_of_probe(self, probe_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT id, scanner, start, port_count FROM scans WHERE probe_id=? ORDER BY start",
+                               (probe_id,)).fetchall()
+
+    def touch_evidence(self) -> list[sqlite3.Row]:
+        """One row per touch (probe address, source, protocol, port), with its probe: what an NTP
+        pool operator needs to act on a report, by server."""
+        return self.db.execute(
+            "SELECT p.server, p.address, p.kind, p.port AS probe_port, p.sent_at, p.sport, t.src, t.src_net, "
+            "t.proto, t.dport, t.first_ts, t.last_ts, t.packets FROM touches t JOIN probes p ON p.id = t.probe_id "
+            "ORDER BY p.server, t.first_ts").fetchall()
+
     def probe_scan_evidence(self) -> list[sqlite3.Row]:
         """One row per scan of a probe address, with the probe: what a pool operator needs, by server."""
         return self.db.execute(
@@ -139,8 +167,9 @@ class Queries:
         return self.db.execute("SELECT * FROM probes WHERE id=?", (probe_id,)).fetchone()
 
     def latest_probes(self, limit: int) -> list[sqlite3.Row]:
-        """The newest probes, each with how many scans its address drew."""
-        return self.db.execute("SELECT p.*, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id) AS scans "
+        """The newest probes, each with how many scans and touch packets its address drew."""
+        return self.db.execute("SELECT p.*, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id) AS scans, "
+                               "(SELECT coalesce(sum(packets), 0) FROM touches t WHERE t.probe_id = p.id) AS touches "
                                "FROM probes p ORDER BY p.planned DESC LIMIT ?", (limit,)).fetchall()
 
     def probe_counts(self, now: float) -> tuple[int, int]:

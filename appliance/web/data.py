@@ -15,9 +15,9 @@ import statistics
 import threading
 import time
 
-from ..report.evidence import iso, scan_document, suspect_document
-from ..report.status import daemon_state
-from ..store.db import Store
+from ..report.evidence import duration_text, iso, scan_document, suspect_document
+from ..report.status import daemon_state, verdict_text
+from ..store.db import NO_PORT, Store
 from ..words import Attribution, ScanKind, Verdict
 
 PAGE_SIZE = 50
@@ -104,8 +104,9 @@ def memoized(store: Store, name, compute):
 
 
 def _verdicts(store: Store) -> list[dict]:
-    """The verdict per server, shared by Overview and Servers; callers copy before changing an entry."""
-    return _memo.get(store, "verdicts", store.server_verdicts)
+    """The verdict per server, shared by Overview and Servers; callers copy before changing an entry.
+    Kept for a minute at most besides the commits: a window's end changes a verdict with no commit."""
+    return _memo.get(store, ("verdicts", int(time.time() // 60)), store.server_verdicts)
 
 
 def overview(store: Store, now: float | None = None) -> dict:
@@ -141,24 +142,31 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
         "capture": status.get("capture"),
         "skipped_lines": store.skipped_lines(),
         "gaps": {"total": store.count_gaps(), "latest": [_gap(row) for row in store.latest_gaps(10)]},
+        "daemon_clock": status.get("clock"),
+        "reachability": prober.get("reachability"),
+        "inbound_24h": status.get("inbound_24h"),
         "numbers": {
             **store.scan_numbers(),
             "servers": len(verdicts),
             "harvesters": sum(v["verdict"] == Verdict.HARVESTER for v in verdicts),
             "suspects": sum(v["verdict"] == Verdict.SUSPECT for v in verdicts),
+            "watching": sum(v["verdict"] == Verdict.WATCHING for v in verdicts),
             "clean": sum(v["verdict"] == Verdict.CLEAN for v in verdicts),
+            "unverified": sum(v["verdict"] == Verdict.UNVERIFIED for v in verdicts),
         },
         "latest_harvester": _latest_harvester(store),
     }
 
 
 def _latest_harvester(store: Store) -> dict | None:
-    row = store.latest_probe_scan()
+    """The probe address touched last: its server is a confirmed harvester."""
+    row = store.latest_touch()
     if row is None:
         return None
-    return {"server": row["server"], "probe_address": row["address"], "probe_kind": row["kind"],
-            "probe_time": iso(row["sent_at"]), "scan_id": row["id"], "scan_time": iso(row["start"]),
-            "lag": round(row["start"] - row["sent_at"], 3), "scanner": row["scanner"], "ports": row["port_count"]}
+    return {"server": row["server"], "probe_id": row["id"], "probe_address": row["address"],
+            "probe_kind": row["kind"], "probe_time": iso(row["sent_at"]), "first_touch": iso(row["first_touch"]),
+            "lag": round(row["first_touch"] - row["sent_at"], 3), "sources": row["sources"],
+            "packets": row["packets"]}
 
 
 def timeline(store: Store, now: float) -> dict:
@@ -174,13 +182,13 @@ def timeline(store: Store, now: float) -> dict:
             "probes": list(probes)}
 
 
-def servers(store: Store) -> list[dict]:
-    lags = store.probe_scan_lags()
+def servers(store: Store, now: float | None = None) -> list[dict]:
+    now = time.time() if now is None else now
     result = []
     for verdict in _verdicts(store):
-        entry = {**verdict, "pools": list(verdict["pools"]), "probes_by_kind": dict(verdict["probes_by_kind"])}
-        entry["lags"] = [round(lag, 3) for lag in lags.get(entry["server"], [])[:20]]
-        for key in ("first_seen", "last_seen", "last_candidacy"):
+        entry = {**verdict, "pools": list(verdict["pools"]), "probes_by_kind": dict(verdict["probes_by_kind"]),
+                 "clean_open_to": list(verdict["clean_open_to"]), "because": verdict_text(verdict, now)}
+        for key in ("first_seen", "last_seen", "last_candidacy", "watch_ends"):
             entry[key] = _iso_or_none(entry[key])
         result.append(entry)
     return result
@@ -280,6 +288,7 @@ def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
     prober = store.status().get("prober") or {}
     total, live = store.probe_counts(now)
     return {
+        "reachability": prober.get("reachability"),
         "total": total,
         "live": live,
         "state": prober.get("state"), "reason": prober.get("reason"), "prefix": prober.get("prefix"),
@@ -289,19 +298,54 @@ def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
                     "live": bool(r["sent_at"]) and r["expires"] > now, "stratum": r["stratum"],
                     "offset_ms": None if r["offset"] is None else round(r["offset"] * 1000, 2),
                     "delay_ms": None if r["delay"] is None else round(r["delay"] * 1000, 2),
-                    "error": r["error"], "scans": r["scans"]} for r in rows],
+                    "error": r["error"], "scans": r["scans"], "touches": r["touches"], "reach": r["reach"],
+                    "reach_note": r["reach_note"]} for r in rows],
+    }
+
+
+def probe(store: Store, probe_id: int, now: float | None = None) -> dict | None:
+    """One probe: its packet, how its address could be reached, and every touch of it, by source."""
+    now = time.time() if now is None else now
+    row = store.probe(probe_id)
+    if row is None:
+        return None
+    sources: dict[str, dict] = {}
+    for t in store.touches_of(probe_id):
+        source = sources.setdefault(t["src"], {"src": t["src"], "family": t["src_net"], "first": t["first_ts"],
+                                               "packets": 0, "ports": []})
+        source["first"] = min(source["first"], t["first_ts"])
+        source["packets"] += t["packets"]
+        source["ports"].append({"proto": t["proto"], "port": None if t["dport"] == NO_PORT else t["dport"],
+                                "first": iso(t["first_ts"]), "last": iso(t["last_ts"]), "packets": t["packets"]})
+    touched = sorted(sources.values(), key=lambda s: s["first"])
+    for source in touched:
+        source["lag"] = round(source["first"] - row["sent_at"], 3) if row["sent_at"] else None
+        source["first"] = iso(source["first"])
+    return {
+        "id": row["id"], "address": row["address"], "server": row["server"], "kind": row["kind"],
+        "port": row["port"], "planned": iso(row["planned"]), "sent_at": _iso_or_none(row["sent_at"]),
+        "sport": row["sport"], "expires": iso(row["expires"]), "live": bool(row["sent_at"]) and row["expires"] > now,
+        "left": duration_text(row["expires"] - now) if row["expires"] > now else None,
+        "error": row["error"], "reach": row["reach"], "reach_note": row["reach_note"],
+        "pinholes": [{"proto": h["proto"], "port": h["port"], "granted": _iso_or_none(h["opened"]),
+                      "held_until": _iso_or_none(h["held_until"]), "lost": _iso_or_none(h["lapsed"]),
+                      "closed": _iso_or_none(h["closed"]), "error": h["error"]} for h in store.pinholes_of(probe_id)],
+        "families": sorted({s["family"] for s in touched}),
+        "sources": touched,
+        "scans": [{"id": s["id"], "scanner": s["scanner"], "start": iso(s["start"]), "ports": s["port_count"]}
+                  for s in store.scans_of_probe(probe_id)],
     }
 
 
 def harvester_evidence(store: Store) -> list[dict]:
-    """One row per scan of a probe address: what an NTP pool operator needs to act on a report."""
-    rows = store.probe_scan_evidence()
+    """One row per touch of a probe address (probe address, source, protocol, port): what an NTP
+    pool operator needs to act on a report."""
     return [{"server": r["server"], "probe_address": r["address"], "probe_kind": r["kind"],
-             "probe_port": r["port"], "probe_time": iso(r["sent_at"]), "probe_source_port": r["sport"],
-             "scan_id": r["scan_id"], "scan_start": iso(r["start"]), "scan_end": iso(r["end"]),
-             "lag_seconds": round(r["start"] - r["sent_at"], 3), "scanner": r["scanner"],
-             "scanner_family": r["scanner_net"], "ports_scanned": r["port_count"],
-             "ports": " ".join(f"{proto}/{port}" for proto, port in json.loads(r["ports"]))} for r in rows]
+             "probe_port": r["probe_port"], "probe_time": iso(r["sent_at"]), "probe_source_port": r["sport"],
+             "touched_by": r["src"], "scanner_family": r["src_net"], "protocol": r["proto"],
+             "port": None if r["dport"] == NO_PORT else r["dport"], "first_touch": iso(r["first_ts"]),
+             "last_touch": iso(r["last_ts"]), "packets": r["packets"],
+             "lag_seconds": round(r["first_ts"] - r["sent_at"], 3)} for r in store.touch_evidence()]
 
 
 def _gap(row) -> dict:

@@ -10,10 +10,10 @@ import ipaddress
 
 from flask import abort, current_app, request
 
-from ..host.firewall import IPV4_LAN, LAN_LINK_LOCAL, LAN_ULA
+from ..lan import IPV4_PRIVATE, LINK_LOCAL, ULA
 
 # The same LAN the firewall admits the page from, plus IPv6 loopback (the firewall accepts all of lo).
-ALWAYS = tuple(ipaddress.ip_network(n) for n in ("::1/128", LAN_LINK_LOCAL, LAN_ULA, *IPV4_LAN))
+ALWAYS = tuple(ipaddress.ip_network(n) for n in ("::1/128", LINK_LOCAL, ULA, *IPV4_PRIVATE))
 
 
 class LanOnly:

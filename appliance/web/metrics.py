@@ -24,7 +24,8 @@ def render(doc: dict) -> str:
     metric("probes_sent", "probe packets sent", numbers["probes"])
     lines.append("# HELP harvestwatch_servers NTP servers by verdict")
     lines.append("# TYPE harvestwatch_servers gauge")
-    for verdict, key in ((Verdict.HARVESTER, "harvesters"), (Verdict.SUSPECT, "suspects"), (Verdict.CLEAN, "clean")):
+    for verdict, key in ((Verdict.HARVESTER, "harvesters"), (Verdict.SUSPECT, "suspects"),
+                         (Verdict.UNVERIFIED, "unverified"), (Verdict.WATCHING, "watching"), (Verdict.CLEAN, "clean")):
         lines.append(f'harvestwatch_servers{{verdict="{verdict}"}} {numbers[key]}')
     metric("gaps", "capture gaps recorded", doc["gaps"]["total"])
     capture = doc["capture"] or {}

@@ -102,6 +102,18 @@ def probes():
     return render_template("probes.html", doc=data.probes(store()))
 
 
+@pages.get("/probes/<int:probe_id>")
+def probe(probe_id: int):
+    return render_template("probe.html", probe=_probe(probe_id))
+
+
+def _probe(probe_id: int) -> dict:
+    doc = data.probe(store(), probe_id) if probe_id <= SQLITE_MAX_INT else None
+    if doc is None:
+        abort(404, description=f"No probe {probe_id}.")
+    return doc
+
+
 @pages.get("/about")
 def about():
     return render_template("about.html")
@@ -112,8 +124,8 @@ def harvesters_csv():
     rows = data.harvester_evidence(store())
     out = io.StringIO()
     fields = list(rows[0]) if rows else ["server", "probe_address", "probe_kind", "probe_port", "probe_time",
-                                         "probe_source_port", "scan_id", "scan_start", "scan_end", "lag_seconds",
-                                         "scanner", "scanner_family", "ports_scanned", "ports"]
+                                         "probe_source_port", "touched_by", "scanner_family", "protocol", "port",
+                                         "first_touch", "last_touch", "packets", "lag_seconds"]
     writer = csv.DictWriter(out, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
@@ -172,6 +184,11 @@ def api_scanners():
 @api.get("/probes")
 def api_probes():
     return jsonify(data.probes(store()))
+
+
+@api.get("/probes/<int:probe_id>")
+def api_probe(probe_id: int):
+    return jsonify(_probe(probe_id))
 
 
 @api.get("/harvesters")

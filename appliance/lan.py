@@ -1,0 +1,47 @@
+"""What counts as the LAN: the networks whose packets are the household's own, never evidence.
+
+One definition for the firewall (whom the appliance's services answer), the page (whom it shows
+itself to) and the touch detector (whose packets to a probe address are no touch). Python's
+`is_private` is not used: it counts 2001:db8::/32 and other special ranges as private.
+"""
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+LINK_LOCAL, ULA = "fe80::/10", "fc00::/7"
+IPV4_PRIVATE = ("127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# Never the source of a packet from the internet: loopback, unspecified, multicast.
+_NOT_INTERNET = tuple(ipaddress.ip_network(n) for n in ("::1/128", "::/128", "ff00::/8", LINK_LOCAL, ULA))
+_IPV4_NOT_INTERNET = tuple(ipaddress.ip_network(n) for n in (*IPV4_PRIVATE, "0.0.0.0/8", "224.0.0.0/3"))
+
+
+class LanNetworks:
+    """The LAN's IPv6 networks: link-local, ULA, and the prefixes given (the on-link /64, the
+    configured ones). `add` takes more as they become known (a new prefix after renumbering)."""
+
+    def __init__(self, prefixes=()):
+        self._prefixes: list[ipaddress.IPv6Network] = []
+        for prefix in prefixes:
+            self.add(prefix)
+
+    def add(self, prefix) -> None:
+        network = ipaddress.IPv6Network(prefix, strict=False)
+        if network not in self._prefixes:
+            self._prefixes.append(network)
+            _outside.cache_clear()
+
+    def is_outside(self, address: str) -> bool:
+        """True for an address of the internet: not the LAN, not special."""
+        return _outside(address, tuple(self._prefixes))
+
+
+@lru_cache(maxsize=4096)
+def _outside(address: str, prefixes: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 4:
+        return not any(ip in net for net in _IPV4_NOT_INTERNET)
+    return not any(ip in net for net in (*_NOT_INTERNET, *prefixes))
