@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap chromium wrk mmdebstrap
+APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap chromium wrk mmdebstrap miniupnpd-iptables
 WORK ?= /tmp/harvestwatch-demo
 DEMO_PORT ?= 8080
 BENCH_LINES ?= 1000000
@@ -24,7 +24,7 @@ VAGRANT_BOX := build/vagrant/harvestwatch-debian-arm64.box
 # in ansible/image/vars.yml, which the bootstrap stage sets for itself).
 BUILD_IMAGE := QEMU_CPU=cortex-a57 $(BIN)/ansible-playbook -i localhost, ansible/build-image.yml -e image_suite=$(IMAGE_SUITE)
 
-.PHONY: demo demo-offline test check lint bench bench-live bench-web system-deps venv clean wheel \
+.PHONY: demo demo-offline test check lint bench bench-live bench-probes bench-web system-deps venv clean wheel \
   image image-deps image-boot vagrant-deps vagrant-box vagrant-test
 
 # apt-get install what is missing of a package list (root only; otherwise say what is missing).
@@ -85,6 +85,11 @@ bench: venv
 # The live daemon in the lab under a scan flood: RSS, CPU, probe addresses held.
 bench-live: system-deps venv
 	$(BIN)/python tests/bench/bench_live.py --work $(WORK)
+
+# What many live probe addresses cost (N = 1,000 and 5,000): kernel memory, add/remove time, multicast
+# groups, neighbour discovery, the daemon's memory and verdict time; probe.max_live is set from it.
+bench-probes: system-deps venv
+	$(BIN)/python tests/bench/bench_probe_addresses.py
 
 # The status page under load: p95 latency of Overview, Servers and /api/scans over 100k scans (loopback).
 bench-web: system-deps venv

@@ -86,10 +86,13 @@ def test_lan_has_slaac_and_temporary_address(lab):
     assert sysctl.stdout.split() == ["2", "2400"]
 
 
-def test_lan_routes_only_through_the_router(lab):
+def test_lan_routes_only_through_the_router_and_the_lab_internet_ends_in_the_lab(lab):
     routes = run(["ip", "-n", lab.lan_ns, "-6", "route", "show", "default"]).stdout
     assert "proto ra" in routes
-    assert run(["ip", "-n", lab.rtr_ns, "-6", "route", "show", "default"]).stdout == ""
+    # The router's way out is the lab's internet core, a namespace with no way out at all.
+    assert "dev wan0" in run(["ip", "-n", lab.rtr_ns, "-6", "route", "show", "default"]).stdout
+    assert run(["ip", "-n", lab.net_ns, "-6", "route", "show", "default"]).stdout == ""
+    assert run(["ip", "-n", lab.net_ns, "-4", "route", "show", "default"]).stdout == ""
 
 
 def test_pool_names_resolve_from_lan(lab):

@@ -64,9 +64,9 @@ def main() -> int:
     work = Path(args.work) / "live"
     shutil.rmtree(work, ignore_errors=True)  # a fresh store: figures from this run only
     work.mkdir(parents=True)
-    with Lab(workdir=work / "lab", delay1=3, delay2=3600) as lab:
+    with Lab(workdir=work / "lab", delay1=3, delay2=3600, router="open") as lab:
         state = work / "state"
-        config = write_config(lab, work / "config.toml", state_dir=state)
+        config = write_config(lab, work / "config.toml", state_dir=state, router="open")
         daemon = ApplianceDaemon(lab, config, state, work / "daemon.log").start()
         daemon.wait_for(lambda s: s.status().get("prober", {}).get("state") == "probing", timeout=60)
         time.sleep(3)
@@ -75,10 +75,12 @@ def main() -> int:
         scan_ns = lab.ns.name("scan1")
         device = device_with(lab, scan_ns, lab.scanner_nets[0])
         # Phase 1: 200 sources in 200 different /64s (a distributed scan): every packet must be logged.
-        # The router learns a /56 of extra scanner networks, all inside the lab's 2001:db8::/32.
-        spread = ipaddress.ip_network(lab.subnet(0x1000)).supernet(new_prefix=56)
-        lab.ns.exec(lab.rtr_ns, ["ip", "-6", "route", "add", str(spread), "via", lab.addresses["scan1"]])
-        spread_sources = [str(ipaddress.ip_network(lab.subnet(0x1000 + n))[0x100]) for n in range(SOURCES)]
+        # The lab's internet learns a /56 more of the scanners' /48, inside the lab's 2001:db8::/32.
+        scanners = ipaddress.ip_network(lab.scanner_nets[0]).supernet(new_prefix=48)
+        first = list(scanners.subnets(new_prefix=64))[0x1000:0x1000 + SOURCES]
+        spread = first[0].supernet(new_prefix=56)
+        lab.ns.exec(lab.net_ns, ["ip", "-6", "route", "add", str(spread), "via", lab.addresses["scan1"]])
+        spread_sources = [str(network[0x100]) for network in first]
         # Phase 2: 200 sources in one /64 (one scanner rotating addresses): the flood limit bounds it.
         one_net = ipaddress.ip_network(lab.scanner_nets[0])
         packed_sources = [str(one_net[0x1000 + n]) for n in range(SOURCES)]

@@ -6,6 +6,7 @@ with the probe schedule compressed so that a run takes a minute, not a day.
 """
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -13,19 +14,26 @@ import sys
 import time
 from pathlib import Path
 
+from appliance.report.status import write_status
 from appliance.settings import store_path
 from appliance.store.db import Store
 
 SERVICE_PORTS = (22, 8080)
 
 
-def write_config(lab, path: Path, *, state_dir: Path, nflog_group: int = 7, **probe) -> Path:
+def write_config(lab, path: Path, *, state_dir: Path, nflog_group: int = 7, router: str = "upnp",
+                 family_prefix: int = 64, lease: int = 600, **probe) -> Path:
+    """The daemon's configuration for the lab: its interface and pools, a probe schedule compressed
+    from days to seconds, the clock from the lab's chronyd in the appliance's namespace."""
     settings = {"server_interval": 3600, "min_gap": 2, "first_delay": 1, "observation": 3600,
                 "resolve_every": 60, "reply_timeout": 1.5, **probe}
     lines = [
         "[appliance]", f'interface = "{lab.lan_dev}"', f'state_dir = "{state_dir}"',
         "[firewall]", f"nflog_group = {nflog_group}", f"tcp_services = {list(SERVICE_PORTS)}",
+        "[detect]", f"family_prefix = {family_prefix}",
         "[store]", "flush_every = 2",
+        "[clock]", 'source = "chrony"',
+        "[reachability]", f'router = "{router}"', f"lease = {lease}",
         "[probe]", f"pools = {_toml_list(lab.pools)}", f"nameservers = {_toml_list([lab.nameserver])}",
         *(f"{key} = {value}" for key, value in settings.items()),
     ]
@@ -49,6 +57,8 @@ class ApplianceDaemon:
         return store_path(str(self.state_dir))
 
     def start(self) -> "ApplianceDaemon":
+        if self.lab.appliance_chrony is None:  # the Pi's own chronyd: the daemon waits for it
+            self.lab.start_appliance_clock(synchronised=True)
         log = open(self.log_path, "a")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = self.lab.ns.popen(self.lab.lan_ns, [sys.executable, "-m", "appliance", "run", "--config",
@@ -72,6 +82,16 @@ class ApplianceDaemon:
 
     def store(self) -> Store:
         return Store(self.db_path, readonly=True)
+
+    def status_text(self) -> str:
+        """What `harvestwatch status` prints for this daemon's store."""
+        out = io.StringIO()
+        store = self.store()
+        try:
+            write_status(out, store)
+        finally:
+            store.close()
+        return out.getvalue()
 
     def wait_for(self, what, timeout: float, step: float = 0.5):
         """Poll `what(store)` until it returns something true; the daemon must stay up meanwhile."""

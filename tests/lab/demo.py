@@ -1,24 +1,33 @@
 """`make demo`: the whole appliance running against the lab, until Ctrl-C.
 
-Builds the lab (router with SLAAC, pool DNS, two honest NTP servers, a harvester whose sidecar
-feeds two scanners), starts the real daemon in the appliance's namespace, and prints the
-verdicts as they change. Everything stays inside the lab's namespaces (2001:db8::/32) and is
-removed on Ctrl-C or SIGTERM.
+Builds the lab: a home router as OpenWrt ships it (SLAAC, a stateful IPv6 firewall that lets
+only echo requests in, miniupnpd granting pinholes), pool DNS, two honest NTP servers and three
+harvesters as real ones behave (`harv` feeds two nmap scans, `hping` one liveness ping, `hspread`
+a scan spread over 20 sources of one /48, through a pinhole's ports); the appliance's own chronyd.
+Starts the real daemon in the appliance's namespace, and prints the status as it changes: the
+clock, the pinholes, each server watching, then HARVESTER with its touches. Everything stays
+inside the lab's namespaces (2001:db8::/32) and is removed on Ctrl-C or SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from appliance.report.status import write_status
 from tests.lab.appliance import ApplianceDaemon, write_config
 from tests.lab.lab import Lab
 from tests.lab.netns import NetnsUnavailable
+
+DEMO_WINDOW = 600
+HARVESTERS = {
+    "harv": [{"delay": 5, "scanner": "scan1", "kind": "nmap"}, {"delay": 30, "scanner": "scan2", "kind": "nmap"}],
+    "hping": [{"delay": 3, "scanner": "scan1", "kind": "ping"}],
+    # Through the router's pinholes (tcp/8080, tcp/3389): 20 sources, one port each.
+    "hspread": [{"delay": 10, "scanner": "spread", "kind": "spread", "ports": [8080, 3389] * 10, "per_source": 1}],
+}
 
 
 def main(argv=None) -> int:
@@ -32,19 +41,22 @@ def main(argv=None) -> int:
     stop = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.append(True))
-    print("starting the lab (router, DNS, NTP pool, harvester, scanners) ...", flush=True)
+    print("starting the lab (home router with miniupnpd, DNS, NTP pool, harvesters, scanners) ...", flush=True)
     try:
-        lab = Lab(workdir=work / "lab").start()
+        lab = Lab(workdir=work / "lab", router="upnp", harvesters=HARVESTERS).start()
     except NetnsUnavailable as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 1
     with lab:
         state = work / "state"
-        config = write_config(lab, work / "config.toml", state_dir=state)
+        # A 10-minute observation window: the honest servers turn from watching to clean within the demo.
+        config = write_config(lab, work / "config.toml", state_dir=state, family_prefix=48,
+                              observation=DEMO_WINDOW)
         daemon = ApplianceDaemon(lab, config, state, work / "daemon.log").start()
         print(f"appliance {lab.lan_address()} in namespace {lab.lan_ns}; pools: "
               + ", ".join(f"{name} -> {' '.join(members)}" for name, members in lab.pools.items()))
-        print(f"harvester {lab.harvester}; honest {' '.join(lab.honest)}")
+        print("harvesters " + ", ".join(f"{name} {address}" for name, address in lab.harvesters.items())
+              + f"; honest {' '.join(lab.honest)}")
         print(f"daemon log: {work / 'daemon.log'}   store: {daemon.db_path}")
         # The page runs outside the lab, on this machine's loopback: it only reads the store file.
         page = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--db", daemon.db_path,
@@ -83,16 +95,12 @@ def main(argv=None) -> int:
 def render(daemon) -> str:
     if not Path(daemon.db_path).exists():
         return ""
-    out = io.StringIO()
-    store = daemon.store()
     try:
-        write_status(out, store)
+        text = daemon.status_text()
     except Exception:  # the daemon may be creating the schema right now
         return ""
-    finally:
-        store.close()
     # The heartbeat changes every flush; show only what a person would call a change.
-    return "\n".join(line for line in out.getvalue().splitlines() if not line.startswith("daemon:"))
+    return "\n".join(line for line in text.splitlines() if not line.startswith("daemon:"))
 
 
 if __name__ == "__main__":

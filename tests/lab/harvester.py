@@ -1,13 +1,23 @@
-"""The lab's harvester sidecar: record who sends UDP to ports 123/321, then have them port-scanned.
+"""The lab's harvester sidecar: record who sends UDP to ports 123/321, then have them scanned.
 
 It imitates what the seed story found: harvesting at packet level (an empty UDP packet is enough,
-the NTP daemon is not involved), then two waves of scans from two other networks. It runs inside
-the `harv` namespace next to an honest chronyd and writes one JSON object per line to a journal:
+the NTP daemon is not involved), then waves of scans from other networks, as its plan says (a JSON
+list, one wave each: {"delay": s, "scanner": namespace, "kind": ..., ...}). Kinds, as real
+harvesters and the hitlist builders they feed behave:
+
+    nmap    a port scan of `ports` (nmap's -p syntax), like the seed's harvester-fed scans
+    ping    one ICMPv6 echo request (a liveness check)
+    syn     one TCP SYN to `port`
+    spread  `per_source` ports from each of `sources` (addresses of the scanner's namespace in many
+            /64s of one /48): a scan split so that no one source makes a scan
+
+It runs inside its namespace next to an honest chronyd and writes one JSON object per line to a
+journal:
 
     {"time", "event": "started"|"packet"|"refused"|"scan"|"stopped", ...}
 
-A "scan" line is written when nmap ends: "time" is its end, "started" its launch, plus "wave",
-"scanner" (namespace), "target" and "returncode".
+A "scan" line is written when a wave ends: "time" is its end, "started" its launch, plus "wave",
+"kind", "scanner" (namespace), "target" and "returncode".
 
 Safety: it only ever scans addresses inside --lan-prefix (the lab's LAN, itself inside
 2001:db8::/32); any other source is refused and the refusal is journaled. Everything is bounded:
@@ -23,6 +33,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 HARVESTED_PORTS = (123, 321)
@@ -30,10 +41,34 @@ DOCUMENTATION_PREFIX = ipaddress.ip_network("2001:db8::/32")
 NMAP_KILL_AFTER = 45  # nmap's own --host-timeout is 30 s; this catches a hung nmap
 
 
-def nmap_command(scanner_ns: str, target: str) -> list[str]:
-    # ~100 TCP + ~100 UDP ports, no retries: like the seed's scans, over in about a second.
-    return ["ip", "netns", "exec", scanner_ns, "nmap", "-6", "-Pn", "-n", "-sS", "-sU", "-T5",
-            "--max-retries", "0", "--host-timeout", "30s", "-p", "T:1-100,U:1-100", target]
+# The ports of the seed's harvester-fed scans: common TCP and UDP services, low and high.
+SCAN_PORTS = ("T:1-100,443,445,993,995,1433,1723,2222,3306,3389,5432,5900,6379,8000,8080,8443,8888,9200,"
+              "27017,U:1-100,137,161,500,1900,5060,5353,11211")
+ECHO = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.sendto(bytes([128, 0, 0, 0, 0x48, 0x57, 0, 1]) + b"harvestwatch lab", (sys.argv[1], 0))
+"""
+
+
+def wave_commands(wave: dict, target: str) -> list[list[str]]:
+    """The commands (run one after another) that make one wave of `wave["kind"]` at `target`."""
+    inside = ["ip", "netns", "exec", wave["scanner"]]
+    nmap = ["nmap", "-6", "-Pn", "-n", "-T5", "--max-retries", "0", "--host-timeout", "30s"]
+    kind = wave.get("kind", "nmap")
+    if kind == "nmap":  # no retries: like the seed's scans, over in about a second
+        return [inside + nmap + ["-sS", "-sU", "-p", wave.get("ports", SCAN_PORTS), target]]
+    if kind == "ping":
+        return [inside + [sys.executable, "-c", ECHO, target]]
+    if kind == "syn":
+        return [inside + nmap + ["-sS", "-p", str(wave.get("port", 443)), target]]
+    if kind == "spread":
+        ports = list(wave["ports"])
+        per = int(wave.get("per_source", 5))
+        return [inside + nmap + ["-e", "eth0", "-S", source, "-sS", "-p",
+                                 ",".join(str(p) for p in ports[n * per:(n + 1) * per]), target]
+                for n, source in enumerate(wave["sources"]) if ports[n * per:(n + 1) * per]]
+    raise SystemExit(f"unknown wave kind {kind!r}")
 
 
 class Journal:
@@ -51,14 +86,15 @@ class Harvester:
         if not self.lan_prefix.subnet_of(DOCUMENTATION_PREFIX):
             raise SystemExit(f"refusing to run: {self.lan_prefix} is not inside {DOCUMENTATION_PREFIX}")
         self.journal = Journal(args.journal)
+        self.plan = json.loads(args.plan)
         self.seen: set[str] = set()
-        self.due: list[tuple[float, int, str, str]] = []  # (when, wave, scanner ns, target)
-        self.running: list[tuple[subprocess.Popen, float, dict]] = []
+        self.due: list[tuple[float, int, str]] = []  # (when, wave number, target)
+        self.running: list[tuple[list, float, dict]] = []  # (commands left, kill time, record)
 
     def run(self) -> None:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_UDP)
-        self.journal.write("started", lan_prefix=str(self.lan_prefix), delay1=self.args.delay1,
-                           delay2=self.args.delay2, max_targets=self.args.max_targets)
+        self.journal.write("started", lan_prefix=str(self.lan_prefix), plan=self.plan,
+                           max_targets=self.args.max_targets)
         end = time.monotonic() + self.args.lifetime
         try:
             while time.monotonic() < end:
@@ -74,9 +110,9 @@ class Harvester:
             pass
         finally:
             sock.close()
-            for process, _, _ in self.running:
-                process.kill()
-                process.wait(timeout=5)
+            for commands, _, _ in self.running:
+                commands[0].kill()
+                commands[0].wait(timeout=5)
             self.journal.write("stopped", targets=len(self.seen))
 
     def wait_time(self, end: float) -> float:
@@ -99,25 +135,34 @@ class Harvester:
             return
         self.seen.add(src)
         now = time.monotonic()
-        heapq.heappush(self.due, (now + self.args.delay1, 1, self.args.scanner1, src))
-        heapq.heappush(self.due, (now + self.args.delay2, 2, self.args.scanner2, src))
+        for number, wave in enumerate(self.plan, start=1):
+            heapq.heappush(self.due, (now + float(wave["delay"]), number, src))
 
     def launch_due_scans(self) -> None:
         while self.due and self.due[0][0] <= time.monotonic():
-            _, wave, scanner, target = heapq.heappop(self.due)
-            process = subprocess.Popen(nmap_command(scanner, target), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
-            record = {"wave": wave, "scanner": scanner, "target": target, "started": time.time()}
-            self.running.append((process, time.monotonic() + NMAP_KILL_AFTER, record))
+            _, number, target = heapq.heappop(self.due)
+            wave = self.plan[number - 1]
+            commands = wave_commands(wave, target)
+            record = {"wave": number, "kind": wave.get("kind", "nmap"), "scanner": wave["scanner"],
+                      "target": target, "started": time.time()}
+            running = [self._start(commands[0])] + commands[1:]
+            self.running.append((running, time.monotonic() + NMAP_KILL_AFTER, record))
+
+    @staticmethod
+    def _start(command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def reap_scans(self) -> None:
         still_running = []
-        for process, kill_at, record in self.running:
+        for commands, kill_at, record in self.running:
+            process = commands[0]
             if process.poll() is None and time.monotonic() > kill_at:
                 process.kill()
                 process.wait(timeout=5)
             if process.poll() is None:
-                still_running.append((process, kill_at, record))
+                still_running.append((commands, kill_at, record))
+            elif len(commands) > 1 and process.returncode == 0:  # the wave's next command
+                still_running.append(([self._start(commands[1])] + commands[2:], kill_at, record))
             else:
                 self.journal.write("scan", returncode=process.returncode, **record)
         self.running = still_running
@@ -131,10 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journal", required=True, help="JSON-lines file to append to")
     parser.add_argument("--lan-prefix", required=True, help="only addresses inside it are ever scanned")
-    parser.add_argument("--scanner1", required=True, help="namespace of the first-wave scanner")
-    parser.add_argument("--scanner2", required=True, help="namespace of the second-wave scanner")
-    parser.add_argument("--delay1", type=float, default=5.0, help="seconds from first packet to first scan")
-    parser.add_argument("--delay2", type=float, default=30.0, help="seconds from first packet to second scan")
+    parser.add_argument("--plan", required=True, help="the waves, as JSON: [{delay, scanner, kind, ...}]")
     parser.add_argument("--max-targets", type=int, default=20)
     parser.add_argument("--lifetime", type=float, default=3600.0, help="exit by itself after this many seconds")
     return parser.parse_args(argv)
