@@ -24,6 +24,19 @@ LABELS = {Verdict.HARVESTER: "confirmed harvester", Verdict.SUSPECT: "suspect",
           Verdict.UNPROBED: "unprobed"}
 
 
+# Gaps: the times the capture could not see everything (the store's gaps.reason), and what each
+# means to a person.
+GAP_WORDS = {
+    "daemon-down": "the daemon was not running",
+    "daemon-stopped": "the daemon was stopped",
+    "overrun": "the capture's buffer overflowed",
+    "seq-gap": "log messages went missing",
+    "flood-limit": "a flood went over the per-/64 limit",
+    "clock-wait": "packets came while the clock was wrong and could not all be held",
+    "touch-cap": "more touches came than the store takes at once",
+}
+
+
 class Attribution(StrEnum):
     """How sure the appliance is of what triggered one scan."""
     CERTAIN = "certain"            # the scanned address contacted exactly one endpoint (a probe address)

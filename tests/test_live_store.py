@@ -105,6 +105,28 @@ def test_a_scan_still_going_on_grows_in_place(tmp_path):
     store.close()
 
 
+def test_a_window_the_capture_did_not_see_whole_is_unverified_not_clean(tmp_path):
+    store = Store(str(tmp_path / "hw.sqlite"))
+    window = 7 * 86400.0
+    first, later = T0, T0 + 3 * 86400  # two windows; only the first holds the daemon's downtime
+    store.add_pool_members("pool", [HONEST, OTHER], T0)
+    probe(store, "2001:db8:1:1::1", OTHER, first, observation=window)
+    probe(store, "2001:db8:1:1::2", HONEST, later, observation=window)
+    done = later + window + 1
+    assert {v["server"]: v["verdict"] for v in store.server_verdicts(done)} == {HONEST: "clean", OTHER: "clean"}
+    store.add_gap(first - 7200, first - 3600, "daemon-down")  # before both windows: no matter
+    store.add_gap(first + 86400, first + 86400 + 600, "daemon-down")
+    verdicts = {v["server"]: v for v in store.server_verdicts(done)}
+    assert verdicts[HONEST]["verdict"] == "clean"
+    assert verdicts[OTHER]["verdict"] == "unverified"
+    assert verdicts[OTHER]["unverified_why"].startswith(
+        "the capture missed packets during the window (the daemon was not running, 600 s from ")
+    store.add_gap(done - 10, done - 10, "flood-limit", 120)  # packets dropped in the later window too
+    assert store.server_verdicts(done)[0]["verdict"] == "unverified"
+    assert {v["verdict"] for v in store.server_verdicts(done)} == {"unverified"}
+    store.close()
+
+
 def test_gaps_and_status_survive_reopening(tmp_path):
     path = str(tmp_path / "hw.sqlite")
     store = Store(path)
@@ -164,7 +186,8 @@ def test_verdicts_say_what_is_known(tmp_path):
     assert verdicts[servers["watched"]]["watch_ends"] == pytest.approx(now - 3600 + window)
     assert verdicts[servers["held"]]["clean_open_to"] == ["tcp/8080"]
     assert "not held throughout" in verdicts[servers["lapsed"]]["unverified_why"]
-    assert verdicts[servers["closed"]]["unverified_why"] == "the router lets nothing unsolicited in"
+    assert verdicts[servers["closed"]]["unverified_why"] == ("scans could not reach this appliance: "
+                                                             "the router lets nothing unsolicited in")
     assert "refused every pinhole" in verdicts[servers["refused"]]["unverified_why"]
     pinged = verdicts[servers["pinged"]]
     assert pinged["min_lag"] == pytest.approx(42.0) and pinged["touches"] == 1 and pinged["probe_scans"] == 0

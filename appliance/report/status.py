@@ -48,7 +48,7 @@ def verdict_text(server: dict, now: float) -> str:
     if verdict == Verdict.CLEAN:
         return f"a whole window with no touch, open to {', '.join(server['clean_open_to'])} ({count})"
     if verdict == Verdict.UNVERIFIED:
-        return f"scans could not reach this appliance: {server['unverified_why']} ({count})"
+        return f"{server['unverified_why']} ({count})"
     return "not probed yet"
 
 

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 
-from ..words import Verdict
+from ..words import GAP_WORDS, Verdict
 
 # A server that was a trigger candidate stays a suspect until this many clean probes of it (whole
 # windows, untouched, reachable) were sent after its last candidacy.
@@ -160,8 +160,9 @@ class LiveRecords:
     def probe_outcomes(self, now: float | None = None) -> list[dict]:
         """Every probe that left, with what came of it: `touched` (first evidence and its lag),
         else `watching` (window open), else `clean` (the whole window passed untouched while
-        packets could reach the address) or `unverified` (it passed, but nothing shows packets could
-        reach the address: no pinhole held throughout, a closed router)."""
+        packets could reach the address and the capture missed nothing) or `unverified` (it passed,
+        but nothing shows packets could reach the address: no pinhole held throughout, a closed
+        router; or the capture was not whole during it: a gap, such as the daemon down)."""
         now = time.time() if now is None else now
         rows = self.db.execute(
             "SELECT p.id, p.server, p.kind, p.address, p.sent_at, p.expires, p.reach, p.reach_note, "
@@ -169,7 +170,9 @@ class LiveRecords:
             "(SELECT min(start) FROM scans s WHERE s.probe_id = p.id) AS first_scan, "
             "(SELECT group_concat(h.proto || '/' || h.port, ' ') FROM pinholes h WHERE h.probe_id = p.id "
             "   AND h.lapsed IS NULL AND h.opened <= p.sent_at + ? AND h.held_until >= p.expires - ?) AS held, "
-            "(SELECT group_concat(DISTINCT h.error) FROM pinholes h WHERE h.probe_id = p.id) AS pinhole_errors "
+            "(SELECT group_concat(DISTINCT h.error) FROM pinholes h WHERE h.probe_id = p.id) AS pinhole_errors, "
+            "(SELECT json_array(g.reason, g.start, g.end) FROM gaps g WHERE g.start <= p.expires "
+            "   AND g.end >= p.sent_at ORDER BY g.start LIMIT 1) AS gap "
             "FROM probes p WHERE p.sent_at IS NOT NULL ORDER BY p.sent_at", (PINHOLE_SLACK, PINHOLE_SLACK))
         outcomes = []
         for row in rows:
@@ -181,11 +184,14 @@ class LiveRecords:
                 outcome["lag"] = min(evidence) - row["sent_at"]
             elif now < row["expires"]:
                 outcome["state"] = "watching"
-            elif row["reach"] == "declared" or (row["reach"] == "pinholes" and outcome["open_to"]):
-                outcome["state"] = "clean"
-            else:
+            elif not (row["reach"] == "declared" or (row["reach"] == "pinholes" and outcome["open_to"])):
                 outcome["state"] = "unverified"
-                outcome["why"] = unreachable_reason(row)
+                outcome["why"] = "scans could not reach this appliance: " + unreachable_reason(row)
+            elif row["gap"] is not None:
+                outcome["state"] = "unverified"
+                outcome["why"] = missed_reason(*json.loads(row["gap"]))
+            else:
+                outcome["state"] = "clean"
             outcomes.append(outcome)
         return outcomes
 
@@ -267,6 +273,13 @@ class LiveRecords:
 # held to the window's end, give or take this many seconds (the grant comes just before the
 # probe; the last lease runs to the window's end).
 PINHOLE_SLACK = 120.0
+
+
+def missed_reason(reason: str, start: float, end: float) -> str:
+    """Why a window that packets could reach still proves nothing: the capture was not whole."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(start))
+    span = f"{end - start:.0f} s from {when} UTC" if end > start else f"at {when} UTC"
+    return f"the capture missed packets during the window ({GAP_WORDS.get(reason, reason)}, {span})"
 
 
 def unreachable_reason(probe) -> str:
