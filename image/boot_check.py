@@ -10,12 +10,21 @@ first-boot key import, host-key generation and the root filesystem growing to th
 Network safety: QEMU's user-mode network runs with restrict=on, so the guest reaches nothing (no
 NTP pool, no DNS); only the forwarded SSH and page ports on 127.0.0.1 reach it.
 
+The clock, as on a Pi: the board's real-time clock starts CLOCK_BEHIND_DAYS in the past (a Pi has
+none and boots at its image's date), so the appliance must wait. With no NTP server in reach, the
+check plays chrony's part once the waiting is seen: it steps the guest's clock to this machine's
+time and turns on chronyd's local reference, so that chronyd reports itself synchronised. The
+daemon only ever hears chronyd's report; the check then requires that nothing in the store carries
+a time from before the step (every stamp at or after the true time of boot) and no gap ends before
+it starts. The boot firewall must have been in force before ifupdown brought any interface up.
+
 Prints the time to multi-user, what was checked and a log excerpt; exits 1 if a check failed.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import socket
 import subprocess
@@ -27,6 +36,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = ROOT / "build/image/harvestwatch-trixie-arm64.img"
 ADMIN = "hwadmin"
+CLOCK_BEHIND_DAYS = 200
+STORE = "/var/lib/harvestwatch/harvestwatch.sqlite"
+VENV_PYTHON = "/opt/harvestwatch/venv/bin/python"
+# Every wall-clock time the store keeps, and the gaps that must not end before they start.
+STORE_TIMES = r"""
+import json, sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+stamps = {}
+for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+    for column in [row[1] for row in db.execute(f"PRAGMA table_info({table})")]:
+        if column in ("start", "end", "first_seen", "last_seen", "planned", "sent_at", "expires", "first_ts",
+                      "last_ts", "ts", "opened", "held_until", "imported_at"):
+            low = db.execute(f'SELECT min("{column}"), count("{column}") FROM "{table}"').fetchone()
+            if low[1]:
+                stamps[f"{table}.{column}"] = low
+backwards = db.execute("SELECT count(*) FROM gaps WHERE end < start").fetchone()[0]
+print(json.dumps({"stamps": stamps, "backwards_gaps": backwards}))
+"""
 
 
 def free_port() -> int:
@@ -51,11 +78,11 @@ def prepare_disk(image: Path, work: Path, size: str) -> Path:
 
 
 def start_vm(disk: Path, virt: Path, work: Path, ssh_port: int, page_port: int, cpus: int,
-             memory: int) -> subprocess.Popen:
+             memory: int, rtc_base: str) -> subprocess.Popen:
     cmdline = "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 net.ifnames=0"
     command = [
         "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(cpus), "-m", str(memory),
-        "-nographic", "-no-reboot",
+        "-nographic", "-no-reboot", "-rtc", f"base={rtc_base},clock=host",
         "-kernel", str(virt / "vmlinuz"), "-initrd", str(virt / "initrd.img"), "-append", cmdline,
         "-drive", f"file={disk},format=raw,if=virtio",
         "-netdev", (f"user,id=lan,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
@@ -75,6 +102,78 @@ def ssh(work: Path, port: int, command: str, timeout: float = 180) -> subprocess
     except subprocess.TimeoutExpired:
         # An emulated CPU can be very slow; report it as this command's failure, not the check's.
         return subprocess.CompletedProcess(argv, 124, "", f"(no answer within {timeout:.0f} s)")
+
+
+def monotonic_of(work: Path, port: int, unit: str, what: str) -> int:
+    """A unit's timestamp in microseconds since boot (0: never, or no such unit)."""
+    out = ssh(work, port, f"systemctl show -p {what}TimestampMonotonic --value {unit}").stdout.strip()
+    return int(out) if out.isdigit() else 0
+
+
+def check_boot_firewall(work: Path, port: int) -> list[str]:
+    """The boot firewall in force before ifupdown started on any interface."""
+    ready = monotonic_of(work, port, "harvestwatch-firewall.service", "ActiveEnter")
+    starts = {unit: monotonic_of(work, port, unit, "InactiveExit")
+              for unit in ("networking.service", "ifup@eth0.service")}
+    starts = {unit: at for unit, at in starts.items() if at}
+    print(f"--- boot firewall in force at {ready / 1e6:.2f} s after boot; network units started at "
+          + (", ".join(f"{unit} {at / 1e6:.2f} s" for unit, at in starts.items()) or "(none found)"))
+    if not ready:
+        return ["the boot firewall unit never became active"]
+    if not starts:
+        return ["no network unit found to compare the boot firewall with"]
+    late = [unit for unit, at in starts.items() if at < ready]
+    return [f"the boot firewall came after {', '.join(late)}"] if late else []
+
+
+def check_clock(work: Path, port: int) -> list[str]:
+    """Waiting while chronyd is unsynchronised, nothing stamped with the wrong clock after."""
+    failures = []
+    status = "sudo /opt/harvestwatch/venv/bin/harvestwatch status | grep -m1 '^clock:'"
+    waiting = ""
+    for _ in range(40):
+        waiting = ssh(work, port, status).stdout.strip()
+        if waiting:
+            break
+        time.sleep(3)
+    guest = ssh(work, port, "date -u +%s; cut -d' ' -f1 /proc/uptime").stdout.split()
+    print(f"--- clock before synchronisation: guest {time.strftime('%F %T', time.gmtime(int(guest[0])))} UTC, "
+          f"this machine {time.strftime('%F %T', time.gmtime())} UTC\n{waiting}")
+    if "WAITING" not in waiting:
+        failures.append(f"the daemon did not say it waits for the clock: {waiting!r}")
+    # chronyd's part: the true time, then synchronised (its local reference; no NTP server in reach).
+    stepped = time.time()
+    uptime = float(ssh(work, port, f"sudo date -u -s @{stepped:.3f} >/dev/null; cut -d' ' -f1 /proc/uptime"
+                       ).stdout.strip() or 0)
+    ssh(work, port, "sudo chronyc local stratum 10")
+    said = ""
+    for _ in range(40):
+        said = ssh(work, port, status).stdout.strip()
+        if said and "WAITING" not in said:
+            break
+        time.sleep(3)
+    print(f"after the step and chronyd's report: {said}")
+    if "synchronised" not in said or "WAITING" in said:
+        failures.append(f"the daemon did not see the clock synchronised: {said!r}")
+    time.sleep(15)  # a flush or two with the right clock
+    booted = stepped - uptime  # the true time of boot
+    found = ssh(work, port, f"sudo {VENV_PYTHON} -c {shlex.quote(STORE_TIMES)} {STORE}")
+    try:
+        store = json.loads(found.stdout)
+    except ValueError:
+        return failures + [f"cannot read the store's times: {found.stderr.strip()[:200]}"]
+    early = {name: low for name, (low, _) in store["stamps"].items() if low < booted - 5}
+    print(f"store: {sum(n for _, n in store['stamps'].values())} times in {len(store['stamps'])} columns, "
+          f"the earliest {min((low for low, _ in store['stamps'].values()), default=0) - booted:+.1f} s from the "
+          f"true boot; gaps ending before they start: {store['backwards_gaps']}")
+    if early:
+        failures.append("stamped with the wrong clock: " + ", ".join(
+            f"{name} {time.strftime('%F %T', time.gmtime(low))}" for name, low in early.items()))
+    if store["backwards_gaps"]:
+        failures.append(f"{store['backwards_gaps']} gap(s) end before they start")
+    print(ssh(work, port, "sudo journalctl -b -u harvestwatch --no-pager -o short-monotonic | "
+                          "grep -i -m5 -e clock -e synchronis").stdout.rstrip())
+    return failures
 
 
 def main() -> int:
@@ -98,7 +197,9 @@ def main() -> int:
     ssh_port, page_port = free_port(), free_port()
 
     started = time.monotonic()
-    vm = start_vm(disk, virt, args.work, ssh_port, page_port, args.cpus, args.memory)
+    rtc_base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - CLOCK_BEHIND_DAYS * 86400))
+    vm = start_vm(disk, virt, args.work, ssh_port, page_port, args.cpus, args.memory, rtc_base)
+    print(f"the board's clock starts at {rtc_base} UTC, {CLOCK_BEHIND_DAYS} days behind")
     failures: list[str] = []
     try:
         reached = None
@@ -127,13 +228,16 @@ def main() -> int:
             print(ssh(args.work, ssh_port, "systemctl --failed --no-legend").stdout)
         print(ssh(args.work, ssh_port, "systemd-analyze time").stdout.strip())
 
-        units = ["harvestwatch.service", "harvestwatch-page.service", "harvestwatch-firstboot.service",
-                 "ssh.service", "chrony.service", "avahi-daemon.service"]
+        units = ["harvestwatch-firewall.service", "harvestwatch.service", "harvestwatch-page.service",
+                 "harvestwatch-firstboot.service", "ssh.service", "chrony.service", "avahi-daemon.service"]
         for unit in units:
             active = ssh(args.work, ssh_port, f"systemctl is-active {unit}").stdout.strip()
             print(f"  {unit:34s} {active}")
             if active != "active":
                 failures.append(f"{unit} {active}")
+
+        failures += check_boot_firewall(args.work, ssh_port)
+        failures += check_clock(args.work, ssh_port)
 
         # The page, from "the LAN" (QEMU's user network; 10.0.2.2 is in the LAN ranges).
         # The daemon may take a moment after its unit is active to create the store.

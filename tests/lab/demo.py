@@ -11,6 +11,7 @@ inside the lab's namespaces (2001:db8::/32) and is removed on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,8 @@ def main(argv=None) -> int:
         return 1
     with lab:
         state = work / "state"
+        # A fresh store each run: the lab's addresses are new each time, the last run's servers gone.
+        shutil.rmtree(state, ignore_errors=True)
         # A 10-minute observation window: the honest servers turn from watching to clean within the demo.
         config = write_config(lab, work / "config.toml", state_dir=state, family_prefix=48,
                               observation=DEMO_WINDOW)
