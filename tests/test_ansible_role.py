@@ -214,9 +214,10 @@ def test_config_is_valid_with_documented_defaults(converged, rootfs):
     assert config.probe.pools == ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org",
                                   "3.debian.pool.ntp.org", "2.pool.ntp.org"]
     assert config.probe.kinds == ["ntp", "udp123", "udp321"]
-    assert config.probe.server_interval == 21600
+    assert config.probe.server_interval == 86400
     assert config.probe.min_gap == 60
-    assert config.probe.observation == 172800
+    assert config.probe.observation == 604800
+    assert config.reachability.router == "upnp" and config.clock.source == "chrony"
     assert config.probe.max_live == 1000
     assert config.store.flush_every == 5
     mode = (rootfs / "etc/harvestwatch/config.toml").stat().st_mode & 0o777

@@ -219,7 +219,9 @@ def test_overview_servers_and_a_scan_in_the_browser(realistic_server, watched, t
     assert badge.is_visible() and badge.inner_text() == "confirmed harvester"
     assert page.evaluate("getComputedStyle(document.querySelector('.badge.harvester')).backgroundColor") \
         == "rgb(217, 83, 79)"
-    assert page.locator("tr.verdict-clean").count() == 2 and page.locator("tr.verdict-suspect").count() == 1
+    for verdict in ("suspect", "unverified", "watching", "clean", "unprobed"):
+        assert page.locator(f"tr.verdict-{verdict}").count() == 1, verdict
+    assert "scans could not reach this appliance" in page.locator("tr.verdict-unverified").inner_text()
     w.screenshot(screens, "servers-desktop")
 
     scan_id = _first_probe_scan(realistic_server)

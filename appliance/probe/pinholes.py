@@ -18,6 +18,7 @@ requests come from (the kernel would pick the appliance's own, and the router wo
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -125,12 +126,42 @@ class Router:
         # Every request from the probe address itself: the router grants a pinhole to its asker only.
         connector = aiohttp.TCPConnector(local_addr=(source, 0, 0, 0))
         async with aiohttp.ClientSession(connector=connector) as session:
-            requester = AiohttpSessionRequester(session, with_sleep=False, timeout=int(self.timeout))
+            requester = _on_link_requester(AiohttpSessionRequester)(session, with_sleep=False,
+                                                                     timeout=int(self.timeout))
+            requester.source = source
             device = await UpnpFactory(requester).async_create_device(self.location)
             service = device.find_service(FIREWALL_CONTROL)
             if service is None:
                 raise RouterError("the router's UPnP device has no IPv6 firewall control (WANIPv6FirewallControl)")
             return dict(await service.action(action).async_call(**arguments))
+
+
+@functools.lru_cache(maxsize=None)
+def _on_link_requester(base):
+    """`base` (the library's requester) that sends nothing beyond the LAN's link: a probe address
+    must never reveal itself to anyone but the router, whatever URL an answer names (a spoofed
+    SSDP answer, a description pointing elsewhere)."""
+    class OnLinkRequester(base):
+        source = ""
+
+        async def async_http_request(self, http_request):
+            require_on_link(http_request.url, self.source)
+            return await super().async_http_request(http_request)
+    return OnLinkRequester
+
+
+def require_on_link(url: str, source: str) -> None:
+    """RouterError unless `url` names an IPv6 address on the LAN's link: link-local, or in the /64
+    of `source` (the probe address asking)."""
+    from urllib.parse import urlsplit
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.IPv6Address(host.split("%")[0])
+    except ValueError:
+        raise RouterError(f"the router's UPnP answer points to {host or url!r}, not to an IPv6 address on the "
+                          "LAN: not followed") from None
+    if not (address.is_link_local or address in ipaddress.IPv6Network(f"{source}/64", strict=False)):
+        raise RouterError(f"the router's UPnP answer points to {address}, off the LAN's link: not followed")
 
 
 def _true(value) -> bool:
