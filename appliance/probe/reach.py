@@ -52,6 +52,8 @@ class Reachability:
         self._next_discovery = 0.0
         self._next_maintenance = 0.0
         self.granted = self.refused = self.lost = 0
+        self.last_loss: tuple[float, str] | None = None  # (when, the router's word) of the latest loss
+        self.lost_until = 0.0  # the latest window end among the probe addresses that lost a pinhole
 
     # -- before a probe leaves ------------------------------------------------------------------
     def prepare(self, probe_id: int, address: str, expires: float) -> str:
@@ -132,6 +134,8 @@ class Reachability:
                 log.warning("pinhole %s/%s to %s lost: %s", proto, port, address, exc)
                 self.store.lose_pinhole(probe_id, proto, port, now, str(exc))
                 self.lost += 1
+                self.last_loss = (now, str(exc))
+                self.lost_until = max(self.lost_until, expires)
                 if exc.code is None:  # no answer at all: find the router again before the next try
                     self.router.location = None
 
@@ -141,6 +145,12 @@ class Reachability:
             state, detail = "declared open", "the configuration says the router lets all inbound IPv6 through"
         elif self.mode == "closed":
             state, detail = "closed", "the configuration says the router lets nothing unsolicited in"
+        elif self.last_loss and self.clock() < self.lost_until:
+            at, why = self.last_loss
+            state = "pinholes lost"
+            detail = (f"{self.lost} pinhole{'s' if self.lost != 1 else ''} lost before their windows ended, the "
+                      f"last at {time.strftime('%Y-%m-%d %H:%M', time.gmtime(at))} UTC ({why}); the servers "
+                      "probed from those addresses will end unverified")
         elif self.router_error and not self.granted:
             state, detail = "unreachable", self.router_error
         elif self.router_error:

@@ -80,7 +80,8 @@ def write_status(out, store, *, as_json: bool = False) -> None:
         out.write(line + "\n")
         reach = prober.get("reachability")
         if reach:
-            state = reach["state"].upper() if reach["state"] in ("unreachable", "closed", "partly") else reach["state"]
+            state = reach["state"].upper() if reach["state"] in ("unreachable", "closed", "partly",
+                                                                 "pinholes lost") else reach["state"]
             out.write(f"reachability: {state}: {reach['detail']}\n")
             if reach.get("advice"):
                 out.write("  No server can be called clean while scans cannot reach this appliance. What you can do:\n")
