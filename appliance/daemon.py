@@ -184,7 +184,7 @@ class Daemon:
         for packet in packets:
             if packet.direction is INBOUND:
                 self.counters["inbound"] += 1
-                if self.lan.is_outside(packet.src):
+                if self.lan.came_from_internet(packet.src, packet.dst):
                     counts[packet.proto] = counts.get(packet.proto, 0) + 1
             elif packet.direction is OUTBOUND:
                 self.counters["outbound"] += 1

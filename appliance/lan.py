@@ -35,6 +35,12 @@ class LanNetworks:
         """True for an address of the internet: not the LAN, not special."""
         return _outside(address, tuple(self._prefixes))
 
+    def came_from_internet(self, src: str, dst: str) -> bool:
+        """True for a packet from the internet: an outside source, sent to one address. Multicast
+        (mDNS, SSDP, ...) never crosses a home router: from a global source it is a LAN host's (or
+        the appliance's own, looped back) before its prefix is known."""
+        return self.is_outside(src) and dst[:2].lower() != "ff"
+
 
 @lru_cache(maxsize=4096)
 def _outside(address: str, prefixes: tuple) -> bool:

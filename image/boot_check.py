@@ -14,9 +14,11 @@ The clock, as on a Pi: the board's real-time clock starts CLOCK_BEHIND_DAYS in t
 none and boots at its image's date), so the appliance must wait. With no NTP server in reach, the
 check plays chrony's part once the waiting is seen: it steps the guest's clock to this machine's
 time and turns on chronyd's local reference, so that chronyd reports itself synchronised. The
-daemon only ever hears chronyd's report; the check then requires that nothing in the store carries
-a time from before the step (every stamp at or after the true time of boot) and no gap ends before
-it starts. The boot firewall must have been in force before ifupdown brought any interface up.
+daemon only ever hears chronyd's report. While the daemon waits, the guest sends one NTP query to a
+documentation address on its link, which the daemon must hold and store with its true time; the
+check then requires that the store holds it, that nothing there carries a time from before the step
+(every stamp at or after the true time of boot) and that no gap ends before it starts. The boot
+firewall must have been in force before ifupdown brought any interface up.
 
 Prints the time to multi-user, what was checked and a log excerpt; exits 1 if a check failed.
 """
@@ -40,6 +42,12 @@ CLOCK_BEHIND_DAYS = 200
 STORE = "/var/lib/harvestwatch/harvestwatch.sqlite"
 VENV_PYTHON = "/opt/harvestwatch/venv/bin/python"
 # Every wall-clock time the store keeps, and the gaps that must not end before they start.
+WAIT_ADDRESS, WAIT_SERVER = "2001:db8:b007::2", "2001:db8:b007::123"
+SEND_NTP = r"""
+import socket, sys
+with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+    s.sendto(b"\x23" + bytes(47), (sys.argv[1], 123))
+"""
 STORE_TIMES = r"""
 import json, sqlite3, sys
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
@@ -141,6 +149,12 @@ def check_clock(work: Path, port: int) -> list[str]:
           f"this machine {time.strftime('%F %T', time.gmtime())} UTC\n{waiting}")
     if "WAITING" not in waiting:
         failures.append(f"the daemon did not say it waits for the clock: {waiting!r}")
+    # Something to record while the clock is wrong: an NTP query to a documentation address (on-link,
+    # so it goes no further than the guest's own link; QEMU's restricted network drops it anyway).
+    sent = ssh(work, port, f"sudo ip -6 addr add {WAIT_ADDRESS}/64 dev eth0 nodad && sudo "
+                           f"{VENV_PYTHON} -c {shlex.quote(SEND_NTP)} {WAIT_SERVER}")
+    if sent.returncode != 0:
+        failures.append(f"could not send the query made while the clock waits: {sent.stderr.strip()[:200]}")
     # chronyd's part: the true time, then synchronised (its local reference; no NTP server in reach).
     stepped = time.time()
     uptime = float(ssh(work, port, f"sudo date -u -s @{stepped:.3f} >/dev/null; cut -d' ' -f1 /proc/uptime"
@@ -153,7 +167,7 @@ def check_clock(work: Path, port: int) -> list[str]:
             break
         time.sleep(3)
     print(f"after the step and chronyd's report: {said}")
-    if "synchronised" not in said or "WAITING" in said:
+    if not said.startswith("clock: ") or "WAITING" in said:
         failures.append(f"the daemon did not see the clock synchronised: {said!r}")
     time.sleep(15)  # a flush or two with the right clock
     booted = stepped - uptime  # the true time of boot
@@ -163,9 +177,12 @@ def check_clock(work: Path, port: int) -> list[str]:
     except ValueError:
         return failures + [f"cannot read the store's times: {found.stderr.strip()[:200]}"]
     early = {name: low for name, (low, _) in store["stamps"].items() if low < booted - 5}
-    print(f"store: {sum(n for _, n in store['stamps'].values())} times in {len(store['stamps'])} columns, "
-          f"the earliest {min((low for low, _ in store['stamps'].values()), default=0) - booted:+.1f} s from the "
-          f"true boot; gaps ending before they start: {store['backwards_gaps']}")
+    if store["stamps"]:
+        print(f"store: {sum(n for _, n in store['stamps'].values())} times in {', '.join(store['stamps'])}, "
+              f"the earliest {min(low for low, _ in store['stamps'].values()) - booted:+.1f} s from the true "
+              f"boot; gaps ending before they start: {store['backwards_gaps']}")
+    else:
+        failures.append("nothing was stored: the query sent while the clock waited should have been")
     if early:
         failures.append("stamped with the wrong clock: " + ", ".join(
             f"{name} {time.strftime('%F %T', time.gmtime(low))}" for name, low in early.items()))

@@ -64,3 +64,14 @@ def test_windows_end_and_new_ones_start():
     assert touches.watched == 1  # only the first window is still open
     touches.feed([packet(T0 + 250, SCANNER, "2001:db8:1:1::beef")])
     assert touches.take() == {}
+
+
+def test_the_passive_sign_counts_packets_from_the_internet_and_not_the_lans_multicast():
+    # Before the on-link prefix is known, a LAN host's mDNS from its global address looks "outside"
+    # by source alone; multicast never crosses a home router, so it is not from the internet.
+    lan = LanNetworks([])
+    assert lan.came_from_internet(SCANNER, OTHER)
+    assert not lan.came_from_internet(ROUTER, "ff02::fb")
+    assert not lan.came_from_internet(SCANNER, "FF02::1:3")
+    assert not lan.came_from_internet("fe80::1", OTHER)
+    assert not LanNetworks(["2001:db8:1:1::/64"]).came_from_internet(ROUTER, OTHER)
