@@ -56,7 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = commands.add_parser("firewall", help="apply, verify, show or remove the HarvestWatch ruleset",
                             description="The ip6tables ruleset (iptables-legacy) in this network namespace.")
-    # Imported on use: python-iptables loads libxtables, which analyze never needs.
     from .host import firewall
     firewall.add_arguments(f)
 

@@ -25,18 +25,20 @@ GROUP = 17
 
 
 @pytest.fixture
-def pair():
+def pair(request):
+    """The two namespaces; the appliance's interface is called `eth0` unless a test asks otherwise."""
     try:
         nets = Namespaces()
     except NetnsUnavailable as exc:
         pytest.skip(str(exc))
     try:
         app, peer = nets.add("app"), nets.add("peer")
-        nets.veth(app, "eth0", peer, "eth0")
-        nets.address(app, "eth0", f"{APP}/64")
+        iface = getattr(request, "param", "eth0")
+        nets.veth(app, iface, peer, "eth0")
+        nets.address(app, iface, f"{APP}/64")
         nets.address(peer, "eth0", f"{LAN_PEER}/64")
         nets.address(peer, "eth0", f"{OUTSIDE}/128")
-        nets.exec(app, ["ip", "-6", "route", "add", "2001:db8:99::/64", "dev", "eth0"])
+        nets.exec(app, ["ip", "-6", "route", "add", "2001:db8:99::/64", "dev", iface])
         yield nets, app, peer
     finally:
         nets.close()
@@ -134,6 +136,29 @@ def test_services_answer_the_lan_only_and_the_rest_is_logged_then_dropped(pair):
     assert ["out", APP, LAN_PEER, "UDP", 4000] in packets
     # The established SSH session's packets are not logged in either direction.
     assert not any(p[0] == "out" and p[2] == LAN_PEER and p[3] == "TCP" for p in packets)
+
+
+# Interface names that python-iptables' one-bit masks made match `-i lo` (the firewall accepted
+# everything unlogged on them), and names of other shapes.
+@pytest.mark.parametrize("pair", ["lan0", "veth7", "tun0", "tap0", "bond0", "wlan0", "enp1s0", "eth0.7"],
+                         indirect=True)
+def test_every_interface_name_is_filtered_and_logged(pair):
+    nets, app, peer = pair
+    assert apply_in(nets, app) == []
+    result = json.loads(in_ns(nets, app, TRAFFIC, peer, str(GROUP), CLIENT))
+    assert result["client"] == {"lan-ssh": "connected", "outside-ssh": "timeout", "outside-9999": "timeout"}, result
+    inbound = {(p[1], p[4]) for p in result["packets"] if p[0] == "in"}
+    assert {(OUTSIDE, 22), (OUTSIDE, 9999)} <= inbound, result
+    assert ["out", APP, LAN_PEER, "UDP", 4000] in result["packets"]
+    # The kernel's own copy of the loopback rules: the mask covers "lo" and its NUL, nothing less.
+    masks = json.loads(in_ns(nets, app, """
+        import json
+        from appliance.host import kernel_rules
+        print(json.dumps([[r.chain, r.inbound[0], r.inbound[1].hex(), r.outbound[0], r.outbound[1].hex()]
+                          for r in kernel_rules.read_filter(6) if r.chain in ("HW-IN", "HW-OUT") and r.index == 1]))
+    """))
+    assert masks == [["HW-IN", "lo", "ffffff" + "00" * 13, "", "00" * 16],
+                     ["HW-OUT", "", "00" * 16, "lo", "ffffff" + "00" * 13]]
 
 
 SENDER = """

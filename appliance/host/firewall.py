@@ -1,4 +1,4 @@
-"""The HarvestWatch ruleset: apply, verify, show and remove it (python-iptables, iptables-legacy).
+"""The HarvestWatch ruleset: apply, verify, show and remove it (iptables-legacy).
 
 Every new inbound IPv6 packet that is not the LAN talking to the appliance's own services, or
 traffic IPv6 itself needs, is handed to NFLOG (the capture) and dropped; every new outbound
@@ -6,18 +6,18 @@ packet is handed to NFLOG (the trigger history). A per-source-/64 rate limit in 
 inbound NFLOG bounds what a flood can cost, far above what a scan of a few thousand ports needs.
 The small IPv4 part keeps every service (SSH, the page, mDNS) LAN-only over IPv4 too.
 
-Why legacy: python-iptables writes the legacy xtables tables only. The kernel evaluates both
-the legacy tables and nftables, so the rules work whichever `ip6tables` the system prefers, but
-only `ip6tables-legacy` shows them: `show` says so, and reads them back with ip6tables-legacy.
+Each rule is written once, below, in `ip6tables -S` syntax, and goes to the kernel through
+`ip6tables-legacy-restore --noflush`: parsed by iptables itself, one transaction per table, nothing
+outside our chains and our jumps touched (what ufw and Docker do). python-iptables wrote the rules
+before, and showed three defects here (a segfault after a refresh, option tables misread with
+iptables 1.8.11, and interface masks of one bit per byte, which made `-i lo` match `lan0`, `veth1`,
+`tun0`: the firewall failed open while its text read right). `verify` reads back both the text
+(`-S`, which must equal the ruleset) and the kernel's own bytes for what text cannot show
+(kernel_rules: the interface masks).
 
-Each rule is written once, below, in `ip6tables -S` syntax. The same text builds the
-python-iptables rule and is what `verify` expects to read back, so a rule cannot be committed
-one way and checked another.
-
-Two python-iptables 1.2 defects shape this module: the NFLOG `--nflog-prefix` option corrupts
-memory (the next rule built in the process segfaults), so rules carry a comment instead and the
-capture tells inbound from outbound by the packet's interfaces; and reading rules back in the
-same process after a commit has segfaulted, so reading back goes through ip6tables-legacy.
+Why legacy: the kernel evaluates both the legacy tables and nftables, so the rules work whichever
+`ip6tables` the system prefers, but only `ip6tables-legacy` shows them: `show` says so. The image
+makes legacy the default.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ..lan import IPV4_PRIVATE, LINK_LOCAL, ULA
 from ..settings import CONFIG_PATH
-from . import xtables_layout
+from . import kernel_rules
 
 CHAIN_IN, CHAIN_OUT, CHAIN_IN4 = "HW-IN", "HW-OUT", "HW-IN4"
 FLOOD_COMMENT = "HarvestWatch: flood limit"
@@ -43,6 +43,7 @@ NDP_TYPES = (133, 134, 135, 136, 137)      # router/neighbour solicitation and a
 MLD_TYPES = (130, 131, 132, 143)           # multicast listener query/report/done, MLDv2 report
 ECHO_REQUEST = 128
 COMMANDS = {6: "ip6tables-legacy", 4: "iptables-legacy"}
+RESTORE = {6: "ip6tables-legacy-restore", 4: "iptables-legacy-restore"}
 HOOKS = {CHAIN_IN: (6, "INPUT"), CHAIN_OUT: (6, "OUTPUT"), CHAIN_IN4: (4, "INPUT")}
 # Extensions the ruleset needs, as the kernel lists them once loaded (for a clear error).
 NEEDED = {"matches": ("conntrack", "comment", "icmp6", "hl", "multiport", "hashlimit", "udp", "tcp"),
@@ -108,123 +109,62 @@ class Ruleset:
         return {CHAIN_IN: inbound, CHAIN_OUT: outbound, CHAIN_IN4: inbound4}
 
 
-# -- apply / remove (python-iptables) ----------------------------------------------------------
+# -- apply / remove (ip6tables-legacy-restore) --------------------------------------------------
 def apply(ruleset: Ruleset) -> None:
-    """Install or replace the ruleset: our chains rebuilt, one jump to each from its hook, atomically per table."""
-    iptc = _iptc()
+    """Install or replace the ruleset: our chains rebuilt, one jump to each first in its hook, in one
+    transaction per table (iptables-restore --noflush: nothing else in the table is touched)."""
     for family in (6, 4):
-        table = _table(iptc, family)
-        table.autocommit = False
-        try:
-            table.refresh()  # python-iptables caches one handle per table; a stale one cannot commit (EAGAIN)
-            for chain_name, rules in ruleset.chains().items():
-                if HOOKS[chain_name][0] != family:
-                    continue
-                if not table.is_chain(chain_name):
-                    table.create_chain(chain_name)
-                chain = iptc.Chain(table, chain_name)
-                chain.flush()
-                for spec in rules:
-                    chain.append_rule(build_rule(iptc, family, spec))
-                hook = iptc.Chain(table, HOOKS[chain_name][1])
-                _delete_jumps(iptc, family, hook, chain_name)
-                hook.insert_rule(build_rule(iptc, family, f"-j {chain_name}"))
-            table.commit()
-        except (iptc.IPTCError, iptc.xtables.XTablesError, ValueError) as exc:
-            raise FirewallError(_explain(family, exc)) from None
-        finally:
-            table.autocommit = True
+        script = ["*filter"]
+        chains = {name: rules for name, rules in ruleset.chains().items() if HOOKS[name][0] == family}
+        script += [f":{name} - [0:0]" for name in chains]  # created, or flushed if it exists
+        for name, rules in chains.items():
+            hook = HOOKS[name][1]
+            script += [f"-A {name} {spec}" for spec in rules]
+            script += [f"-D {hook} -j {name}"] * _jumps(family, hook, name)
+            script.append(f"-I {hook} 1 -j {name}")
+        _restore(family, script, "apply")
 
 
 def remove() -> None:
     """Take the ruleset out: the jumps from INPUT/OUTPUT, then our chains. Nothing else is touched."""
-    iptc = _iptc()
     for family in (6, 4):
-        table = _table(iptc, family)
-        table.autocommit = False
-        try:
-            table.refresh()
-            for chain_name, (chain_family, hook_name) in HOOKS.items():
-                if chain_family != family or not table.is_chain(chain_name):
-                    continue
-                _delete_jumps(iptc, family, iptc.Chain(table, hook_name), chain_name)
-                iptc.Chain(table, chain_name).flush()
-                table.delete_chain(chain_name)
-            table.commit()
-        except (iptc.IPTCError, iptc.xtables.XTablesError) as exc:
-            raise FirewallError(f"cannot remove the HarvestWatch chains ({COMMANDS[family]}): {exc}") from None
-        finally:
-            table.autocommit = True
+        script = ["*filter"]
+        for name, (chain_family, hook) in HOOKS.items():
+            if chain_family != family or saved_rules(family, name) is None:
+                continue
+            script += [f"-D {hook} -j {name}"] * _jumps(family, hook, name)
+            script += [f"-F {name}", f"-X {name}"]
+        if len(script) > 1:
+            _restore(family, script, "remove")
 
 
-def build_rule(iptc, family: int, spec: str):
-    """A python-iptables rule from one rule in `ip6tables -S` syntax (the subset this module writes)."""
-    rule = iptc.Rule6() if family == 6 else iptc.Rule()
-    words = shlex.split(spec)
-    module = None
-    i = 0
-    while i < len(words):
-        word, value = words[i], words[i + 1] if i + 1 < len(words) else None
-        if value is None:
-            raise ValueError(f"{word} without a value in rule {spec!r}")
-        if word == "-s":
-            rule.src = value
-        elif word == "-i":
-            rule.in_interface = value
-        elif word == "-o":
-            rule.out_interface = value
-        elif word == "-p":
-            rule.protocol = "icmpv6" if value == "ipv6-icmp" else value  # the two names of protocol 58
-        elif word == "-m":
-            module = rule.create_match(value)
-        elif word == "-j":
-            if value in ("ACCEPT", "DROP", "RETURN") or value in HOOKS:
-                rule.target = iptc.Target(rule, value)
-            else:
-                module = rule.create_target(value)
-        elif word.startswith("--") and module is not None:
-            setattr(module, word[2:].replace("-", "_"), value)
-        else:
-            raise ValueError(f"unexpected {word!r} in rule {spec!r}")
-        i += 2
-    return rule
+def _jumps(family: int, hook: str, chain: str) -> int:
+    return (saved_rules(family, hook) or []).count(f"-A {hook} -j {chain}")
 
 
-def _delete_jumps(iptc, family: int, hook, chain_name: str) -> None:
-    # Bounded: a hook holding more than a few jumps to us was edited by hand; the rest stays visible in verify.
-    for _ in range(16):
-        try:
-            hook.delete_rule(build_rule(iptc, family, f"-j {chain_name}"))
-        except iptc.IPTCError:
-            return
-
-
-def _iptc():
-    # python-iptables loads libxtables when imported; `analyze` never needs it.
+def _restore(family: int, script: list[str], action: str) -> None:
+    command = _which(RESTORE[family])
+    if command is None:
+        raise FirewallError(f"{RESTORE[family]} is not installed (Debian package iptables)")
     try:
-        import iptc
-        import iptc.xtables  # noqa: F401  (XTablesError)
-    except Exception as exc:  # ImportError, OSError, or XTablesError when libxtables is missing
-        raise FirewallError(f"python-iptables cannot load libxtables ({exc}): install the iptables package") from None
-    command = _which(COMMANDS[6])
-    if command and xtables_layout.needs_fit(iptc.xtables, xtables_layout.iptables_version(command)):
-        xtables_layout.fit(iptc.xtables)
-    return iptc
+        done = subprocess.run([command, "-w", "5", "--noflush"], input="\n".join([*script, "COMMIT", ""]),
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FirewallError(f"cannot {action} the HarvestWatch ruleset ({RESTORE[family]}): {exc}") from None
+    if done.returncode != 0:
+        said = " ".join(line for line in done.stderr.splitlines() if not line.startswith("Try `")) or "failed"
+        if action == "remove":
+            raise FirewallError(f"cannot remove the HarvestWatch chains ({RESTORE[family]}): {said}")
+        raise FirewallError(_explain(family, said))
 
 
-def _table(iptc, family: int):
-    try:
-        return iptc.Table6(iptc.Table6.FILTER) if family == 6 else iptc.Table(iptc.Table.FILTER)
-    except iptc.IPTCError as exc:
-        raise FirewallError(f"cannot open the {COMMANDS[family]} filter table: {exc}; "
-                            "this needs CAP_NET_ADMIN and the kernel's ip6_tables/ip_tables modules") from None
-
-
-def _explain(family: int, exc: Exception) -> str:
+def _explain(family: int, said: str) -> str:
     missing = missing_extensions() if family == 6 else []
     hint = (f"; the kernel lacks: {', '.join(missing)} (enable the matching CONFIG_NETFILTER_XT_* "
             "modules)" if missing else "")
-    return f"the kernel refused the HarvestWatch ruleset ({COMMANDS[family]}): {exc}{hint}"
+    if "Permission denied" in said or "Operation not permitted" in said:
+        hint += "; this needs CAP_NET_ADMIN and CAP_NET_RAW"
+    return f"the kernel refused the HarvestWatch ruleset ({RESTORE[family]}): {said}{hint}"
 
 
 def missing_extensions(proc: str = "/proc/net") -> list[str]:
@@ -284,6 +224,15 @@ def verify(ruleset: Ruleset) -> list[str]:
             problems.append(f"{hook_name} does not jump to {chain_name} ({COMMANDS[family]})")
         elif jumps[0] != 0:
             problems.append(f"{hook_name} has {jumps[0]} rule(s) before the jump to {chain_name}")
+    # The text above cannot show an interface mask: the kernel's own bytes can.
+    for family in (6, 4):
+        ours = [name for name, (chain_family, _) in HOOKS.items() if chain_family == family]
+        try:
+            rules = kernel_rules.read_filter(family)
+        except kernel_rules.KernelRulesError as exc:
+            problems.append(f"cannot check the interface masks ({COMMANDS[family]}): {exc}")
+            continue
+        problems += kernel_rules.wrong_masks([rule for rule in rules if rule.chain in ours])
     return problems
 
 
