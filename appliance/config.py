@@ -10,6 +10,7 @@ import dataclasses
 import ipaddress
 import tomllib
 
+from .lan import lan_prefix
 from .settings import CONFIG_PATH, DEBIAN_POOLS, SECTIONS, SETTINGS, SettingError, pinhole_port, store_path
 
 __all__ = ["CONFIG_PATH", "Config", "ConfigError", "DEBIAN_POOLS", "from_dict", "load", "load_given", "store_given"]
@@ -46,6 +47,8 @@ def load(path: str = CONFIG_PATH, *, missing_ok: bool = False) -> Config:
         raise ConfigError(f"{path}: no such file")
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
     return from_dict(data, source=path)
@@ -92,12 +95,14 @@ def _check(config: Config, source: str) -> None:
             ipaddress.ip_address(address)
         except ValueError:
             raise ConfigError(f"{source}: probe.nameservers: {address!r} is not an IP address") from None
+    if not config.appliance.state_dir.startswith("/"):
+        raise ConfigError(f"{source}: appliance.state_dir must be an absolute path, got "
+                          f"{config.appliance.state_dir!r}")
     for prefix in config.appliance.lan_prefixes:
         try:
-            ipaddress.IPv6Network(prefix)
-        except ValueError:
-            raise ConfigError(f"{source}: appliance.lan_prefixes: {prefix!r} is not a network "
-                              f"like 2001:db8:1::/64") from None
+            lan_prefix(prefix)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: appliance.lan_prefixes: {exc}") from None
     for port in config.reachability.ports:
         try:
             pinhole_port(port)

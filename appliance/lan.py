@@ -16,6 +16,28 @@ _NOT_INTERNET = tuple(ipaddress.ip_network(n) for n in ("::1/128", "::/128", "ff
 _IPV4_NOT_INTERNET = tuple(ipaddress.ip_network(n) for n in (*IPV4_PRIVATE, "0.0.0.0/8", "224.0.0.0/3"))
 
 
+SITE_PREFIX = 48  # the shortest prefix that can be one household's (or one site's) own
+
+
+def lan_prefix(text: str) -> ipaddress.IPv6Network:
+    """A prefix a user says is LAN, or ValueError saying why it cannot be: a network with its length,
+    not multicast, loopback or unspecified, and no wider than one site unless inside ULA or
+    link-local (`::/0` would make the whole internet LAN for the firewall and the page)."""
+    if "/" not in text:
+        raise ValueError(f"{text!r} has no prefix length: write a network like 2001:db8:1::/64")
+    try:
+        network = ipaddress.IPv6Network(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a network like 2001:db8:1::/64 ({exc})") from None
+    if network.is_multicast or network.is_loopback or network.is_unspecified:
+        raise ValueError(f"{text} is not a LAN")
+    inside = any(network.subnet_of(ipaddress.IPv6Network(net)) for net in (LINK_LOCAL, ULA))
+    if not inside and network.prefixlen < SITE_PREFIX:
+        raise ValueError(f"{text} is wider than one site: a LAN prefix from the internet's addresses must be "
+                         f"a /{SITE_PREFIX} or longer")
+    return network
+
+
 class LanNetworks:
     """The LAN's IPv6 networks: link-local, ULA, and the prefixes given (the on-link /64, the
     configured ones). `add` takes more as they become known (a new prefix after renumbering)."""

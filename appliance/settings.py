@@ -72,6 +72,8 @@ class Setting:
         return value
 
     def _in_range(self, number) -> None:
+        if not math.isfinite(number):
+            raise SettingError(f"must be a finite number, got {number}")
         low, high = self.minimum, self.maximum
         if low == POSITIVE and high is not None:
             if not 0 < number <= high:
@@ -92,7 +94,8 @@ class Setting:
         try:
             number = int(text) if isinstance(self.default, int) else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a {'whole ' if isinstance(self.default, int) else ''}number, "
+                                             f"got {text!r}") from None
         try:
             return self.check(number)
         except SettingError as exc:
@@ -110,9 +113,11 @@ ADDRESS_LIFETIME_MAX = 0xFFFFFFFE  # the kernel's largest finite address lifetim
 SETTINGS = (
     Setting("appliance", "interface", "eth0",
             "the LAN interface: its SLAAC /64 is where probe addresses are minted"),
-    Setting("appliance", "state_dir", "/var/lib/harvestwatch", f"the store `{STORE_NAME}` lives here"),
+    Setting("appliance", "state_dir", "/var/lib/harvestwatch",
+            f"the store `{STORE_NAME}` lives here (an absolute path)"),
     Setting("appliance", "lan_prefixes", [],
-            "IPv6 prefixes that count as LAN besides link-local, ULA and the on-link /64"),
+            "IPv6 prefixes that count as LAN besides link-local, ULA and the on-link /64: networks with "
+            "their length (2001:db8:1::/56), at most a /48 (a site) unless inside ULA or link-local"),
     Setting("firewall", "manage", True,
             "the daemon applies the ruleset (and re-applies it when the prefix changes)"),
     Setting("firewall", "nflog_group", 5, "the NFLOG group between the rules and the daemon",
@@ -179,8 +184,11 @@ SETTINGS = (
             "only for a machine with a battery-backed clock)", choices=("chrony", "kernel", "none")),
     Setting("privacy", "enforce", True, "restore the privacy sysctls when they are found changed"),
     Setting("privacy", "temp_prefered_lft", 1200,
-            "seconds a temporary address is preferred: the seed's 20 minutes, a new address each time"),
-    Setting("privacy", "temp_valid_lft", 2400, "seconds a temporary address stays valid (longer than preferred)"),
+            "seconds a temporary address is preferred: the seed's 20 minutes, a new address each time "
+            "(under a minute leaves the kernel no time to make the next one)",
+            minimum=60, maximum=ADDRESS_LIFETIME_MAX),
+    Setting("privacy", "temp_valid_lft", 2400, "seconds a temporary address stays valid (longer than preferred)",
+            minimum=60, maximum=ADDRESS_LIFETIME_MAX),
     Setting("store", "flush_every", 5.0, "seconds between batched writes (fewer, larger writes for an SD card)",
             minimum=POSITIVE),
 )

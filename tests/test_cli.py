@@ -50,3 +50,12 @@ def test_synthlog_then_analyze_as_make_demo_does(tmp_path, run_cli):
     assert code == 0
     assert "SUSPECTS" in out and "SCAN DETECTED" in out
     assert "2001:db8:f00d:" in out.split("SUSPECTS")[1].splitlines()[2]  # a harvester leads the table
+
+
+def test_a_firewall_prefix_that_is_no_lan_is_refused_before_anything_is_touched(run_cli):
+    for prefix, words in (("notaprefix", "'notaprefix' has no prefix length"),
+                          ("2001:db8::/300", "'2001:db8::/300' is not a network like 2001:db8:1::/64"),
+                          ("::/0", "::/0 is wider than one site")):
+        code, out, err = run_cli("firewall", "apply", "--prefix", prefix)
+        assert code == 2 and f"argument --prefix: {words}" in err and "Traceback" not in err
+        assert out == ""

@@ -35,11 +35,33 @@ def test_values_are_read_and_typed(tmp_path):
     ({"firewal": {}}, "unknown section [firewal]"),
     ({"appliance": {"lan_prefixes": ["2001:db8::/300"]}}, "is not a network"),
     ({"privacy": {"temp_valid_lft": 600}}, "temp_valid_lft must be longer"),
+    ({"privacy": {"temp_prefered_lft": -1}}, "privacy.temp_prefered_lft must be 60..4294967294, got -1"),
+    ({"probe": {"reply_timeout": float("inf")}}, "probe.reply_timeout must be a finite number, got inf"),
+    ({"store": {"flush_every": float("nan")}}, "store.flush_every must be a finite number, got nan"),
+    ({"appliance": {"state_dir": "var/lib/harvestwatch"}}, "appliance.state_dir must be an absolute path"),
+    # ::/0 would make the whole internet LAN: the firewall would serve it, the page show itself to it.
+    ({"appliance": {"lan_prefixes": ["::/0"]}}, "::/0 is wider than one site"),
+    ({"appliance": {"lan_prefixes": ["2001:db8::/32"]}}, "must be a /48 or longer"),
+    ({"appliance": {"lan_prefixes": ["2001:db8:1::1"]}}, "has no prefix length"),
+    ({"appliance": {"lan_prefixes": ["ff02::/16"]}}, "ff02::/16 is not a LAN"),
+    ({"appliance": {"lan_prefixes": ["::1/128"]}}, "::1/128 is not a LAN"),
 ])
 def test_a_bad_value_is_refused_with_the_key_named(data, words):
     with pytest.raises(ConfigError) as refused:
         from_dict(data, source="/etc/harvestwatch/config.toml")
     assert words in str(refused.value) and "/etc/harvestwatch/config.toml" in str(refused.value)
+
+
+def test_lan_prefixes_of_a_site_or_inside_ula_and_link_local_are_taken():
+    prefixes = ["2001:db8:1::/48", "2001:db8:1:2::/64", "fd00::/8", "fe80::/10"]
+    assert from_dict({"appliance": {"lan_prefixes": prefixes}}).appliance.lan_prefixes == prefixes
+
+
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'[appliance]\nstate_dir = "/var/lib/\xff\xfe"\n')
+    with pytest.raises(ConfigError, match=r"config.toml: not UTF-8 text \(byte 34\)"):
+        load(str(path))
 
 
 def test_broken_toml_is_refused_with_the_file_named(tmp_path):

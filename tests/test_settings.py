@@ -63,7 +63,10 @@ def test_analyze_options_have_the_settings_defaults_and_limits(run_cli, tmp_path
     log = tmp_path / "kern.log"
     log.write_text("")
     for option, value, words in (("--min-ports", "1", "must be at least 2"), ("--window", "0", "must be positive"),
-                                 ("--lookback", "nan", "must be positive"), ("--min-hosts", "x", "must be a number")):
+                                 ("--lookback", "nan", "must be a finite number"),
+                                 ("--window", "inf", "must be a finite number"),
+                                 ("--min-ports", "1e20", "must be a whole number"),
+                                 ("--min-hosts", "x", "must be a whole number")):
         code, _, err = run_cli("analyze", option, value, log)
         assert code == 2 and f"argument {option}: {words}" in err
 
@@ -72,7 +75,9 @@ def test_analyze_options_have_the_settings_defaults_and_limits(run_cli, tmp_path
     ("detect.min_ports", 1, "detect.min_ports must be at least 2, got 1"),
     ("probe.observation", 0xFFFFFFFF, "probe.observation must be positive and at most 4294967294"),
     ("firewall.nflog_group", 70000, "firewall.nflog_group must be 0..65535, got 70000"),
-    ("detect.window", float("nan"), "detect.window must be positive, got nan"),
+    ("detect.window", float("nan"), "detect.window must be a finite number, got nan"),
+    ("probe.min_gap", float("inf"), "probe.min_gap must be a finite number, got inf"),
+    ("privacy.temp_valid_lft", -1, "privacy.temp_valid_lft must be 60..4294967294, got -1"),
 ])
 def test_limits_come_from_the_setting(key, value, words):
     section, name = key.split(".")

@@ -30,7 +30,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from ..lan import IPV4_PRIVATE, LINK_LOCAL, ULA
+from ..lan import IPV4_PRIVATE, LINK_LOCAL, ULA, lan_prefix
 from ..settings import CONFIG_PATH
 from . import kernel_rules
 
@@ -275,11 +275,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(exit 1 on a difference); show: print what is in force; remove: take it out")
     parser.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
                         help="configuration file: services, NFLOG group, rate limit, LAN prefixes")
-    parser.add_argument("--prefix", action="append", default=[], metavar="NET",
+    parser.add_argument("--prefix", action="append", default=[], metavar="NET", type=_prefix_option,
                         help="an on-link LAN prefix to allow (default: the interface's current SLAAC /64)")
     parser.add_argument("--boot", action="store_true",
                         help="as the boot unit does, before the network is up: apply only if firewall.manage "
                              "is true in the configuration")
+
+
+def _prefix_option(text: str) -> str:
+    try:
+        return str(lan_prefix(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def ruleset_from_config(config, onlink: list[str]) -> Ruleset:
