@@ -227,7 +227,8 @@ def test_config_is_valid_with_documented_defaults(converged, rootfs):
 def test_appliance_installed_in_venv(converged, rootfs):
     assert (rootfs / "opt/harvestwatch/venv/bin/harvestwatch").is_file()
     listing = subprocess.run(["chroot", str(rootfs), "/opt/harvestwatch/venv/bin/python", "-c",
-                              "import appliance.config, iptc.version, pyroute2, flask, gunicorn; print('ok')"],
+                              "import appliance.daemon, appliance.web, pyroute2, dns.resolver, async_upnp_client, "
+                              "flask, gunicorn; print('ok')"],
                              capture_output=True, text=True)
     assert listing.stdout.strip() == "ok", listing.stderr
 

@@ -12,6 +12,7 @@ from markupsafe import escape
 
 from appliance.store.db import Store
 from appliance.web import create_app
+from appliance.web.hosts import OwnNamesOnly
 from tests import web_store as ws
 
 LOCAL = "::1"
@@ -431,6 +432,76 @@ def test_an_unreadable_store_says_so_with_503(tmp_path, content):
     doc = site.get("/api/scans")
     assert doc.status_code == 503 and doc.get_json()["error"].startswith(f"The store at {path} cannot be read")
     assert site.get("/", remote="203.0.113.9").status_code == 403
+
+
+def test_scanners_are_paged_by_family_and_a_huge_family_stays_small(tmp_path):
+    # 120 families of one scanner each, and one family whose scans came from 3,000 addresses of one
+    # /64 (a scan spread wide): every page stays small, every family is reachable, none is cut silently.
+    path = tmp_path / "harvestwatch.sqlite"
+    store = Store(str(path))
+    try:
+        start = 1_700_000_000.0
+        store.add_scans([ws._portscan(f"2001:db8:{0x1000 + n:x}::5", ws.STABLE, start + n, 12) for n in range(120)]
+                        + [ws._portscan(f"2001:db8:beef::{n + 1:x}", ws.STABLE, start + n, 12) for n in range(3000)])
+        store.refresh()
+    finally:
+        store.close()
+    site = Client(str(path))
+    first = site.json("/api/scanners")
+    assert (first["total"], first["pages"], len(first["families"])) == (121, 3, 50)
+    wide = first["families"][0]
+    assert wide["family"] == "2001:db8:beef::/64" and wide["members"] == 3000 and wide["scans"] == 3000
+    assert len(wide["scanners"]) == 50
+    last = site.json("/api/scanners?page=3")
+    assert len(last["families"]) == 21 and last["families"][-1]["family"] == "2001:db8:1077::/64"  # ties by name
+    seen = {f["family"] for page in (1, 2, 3) for f in site.json(f"/api/scanners?page={page}")["families"]}
+    assert len(seen) == 121
+    html = site.html("/scanners")
+    assert "and 2950 more addresses" in html and "page 1 of 3" in html and len(html) < 200_000
+
+
+def test_a_store_damaged_inside_says_so_with_503_not_500(analyzed, tmp_path):
+    # The header and schema read fine; the pages behind them are garbage (a bad SD card sector).
+    path = tmp_path / "harvestwatch.sqlite"
+    good = open(analyzed[0], "rb").read()
+    assert len(good) > 64 * 1024
+    path.write_bytes(good[:8192] + b"\xa5" * (len(good) - 8192))
+    site = Client(str(path))
+    for url in ("/scans", "/api/scans", "/scanners"):
+        response = site.get(url)
+        assert response.status_code == 503, (url, response.status_code)
+        assert f"The store at {path} cannot be read" in response.get_data(as_text=True)
+    stranger = site.get("/api/scans", remote="203.0.113.9")
+    assert stranger.status_code == 403 and str(path) not in stranger.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("host", ["localhost", "harvestwatch.local", "HarvestWatch.Local.", "harvestwatch.lan",
+                                  "harvestwatch.fritz.box", "harvestwatch.home.arpa", "harvestwatch.local:8080",
+                                  "127.0.0.1:8080", "[::1]:8080", "192.0.2.7"])
+def test_the_page_answers_its_own_names_and_address_literals(site, host):
+    assert site.get("/api/probes", headers={"Host": host}).status_code == 200, host
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "harvestwatch.attacker.example", "harvestwatch.local.evil.test",
+                                  "localhost.attacker.example", "rebind-192-0-2-7.example:80", ""])
+def test_a_rebinding_name_is_refused_even_from_the_lan(site, host):
+    # DNS rebinding: a page on the internet points its own name at the appliance; a LAN browser
+    # then sends that name. It must not read the live probe addresses.
+    response = site.get("/api/probes", headers={"Host": host})
+    assert response.status_code == 403 and "answers its own names only" in response.get_json()["error"]
+    page = site.get("/", headers={"Host": host})
+    assert page.status_code == 403 and "2001:db8" not in page.get_data(as_text=True)
+
+
+def test_an_address_literal_must_be_the_one_the_request_arrived_on():
+    class Connection:  # what gunicorn puts in the environ: the accepted socket (only its name is read)
+        def getsockname(self):
+            return ("2001:db8:1:1::5", 80, 0, 0)
+    own = OwnNamesOnly()
+    environ = {"gunicorn.socket": Connection()}
+    assert own.allowed("[2001:db8:1:1::5]", environ) and own.allowed("[2001:db8:1:1::5]:80", environ)
+    assert own.allowed("127.0.0.1", environ)  # a tunnel or port forward from the user's own machine
+    assert not own.allowed("[2001:db8:1:1::6]", environ) and not own.allowed("198.51.100.1", environ)
 
 
 def test_a_store_filled_by_analyze_alone(analyzed):

@@ -156,12 +156,24 @@ class Queries:
         return tops
 
     # -- scanners and probes ------------------------------------------------------------------------
-    def scanner_rows(self) -> list[sqlite3.Row]:
-        """Per scanner address, by family: its scans and sweeps, first and last seen, scans of probes."""
-        return self.db.execute(
-            "SELECT scanner_net, scanner, count(*) AS scans, sum(kind=?) AS sweeps, min(start) AS first, "
-            "max(end) AS last, sum(probe_id IS NOT NULL) AS probe_scans FROM scans GROUP BY scanner_net, scanner "
-            "ORDER BY scanner_net, scanner", (ScanKind.SWEEP,)).fetchall()
+    def scanner_page(self, limit: int, offset: int, per_family: int) -> tuple[int, list[sqlite3.Row]]:
+        """(families in all, one page of them): the busiest families first, each row one scanner
+        address (at most `per_family` of a family, by address) with its family's totals beside it."""
+        total = self._one("SELECT count(DISTINCT scanner_net) FROM scans")
+        rows = self.db.execute(
+            "WITH family AS (SELECT scanner_net, count(*) AS f_all, sum(kind=:sweep) AS f_sweeps, "
+            "  sum(probe_id IS NOT NULL) AS f_probe_scans, min(start) AS f_first, max(end) AS f_last, "
+            "  count(DISTINCT scanner) AS f_members FROM scans GROUP BY scanner_net "
+            "  ORDER BY f_all DESC, scanner_net LIMIT :limit OFFSET :offset), "
+            "member AS (SELECT s.scanner_net, s.scanner, count(*) AS scans, sum(s.kind=:sweep) AS sweeps, "
+            "  min(s.start) AS first, max(s.end) AS last, "
+            "  row_number() OVER (PARTITION BY s.scanner_net ORDER BY s.scanner) AS position "
+            "  FROM scans s JOIN family USING (scanner_net) GROUP BY s.scanner_net, s.scanner) "
+            "SELECT family.*, member.scanner, member.scans, member.sweeps, member.first, member.last "
+            "FROM family JOIN member USING (scanner_net) WHERE member.position <= :per_family "
+            "ORDER BY family.f_all DESC, family.scanner_net, member.position",
+            {"sweep": ScanKind.SWEEP, "limit": limit, "offset": offset, "per_family": per_family}).fetchall()
+        return total, rows
 
     def probe(self, probe_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM probes WHERE id=?", (probe_id,)).fetchone()

@@ -1,17 +1,22 @@
 """The local status page: a Flask app over the store, read-only, answering the LAN only.
 
-`create_app(db_path)` is the app factory (gunicorn and the tests both call it). Each request
+`create_app(db_path)` is the app factory (gunicorn and the tests both call it). A request must come
+from the LAN (lan.py) and name the appliance (hosts.py) before anything is read. Each request
 opens the store read-only and closes it at the end, so the daemon's writes are never blocked and
 the page always shows the last committed state.
 """
 from __future__ import annotations
 
 import os
+import sqlite3
 
-from flask import Flask, g
+from flask import Flask, current_app, g
+from werkzeug.exceptions import ServiceUnavailable
 
 from ..settings import STORE_PATH
+from ..store.db import StoreError
 from ..words import LABELS, Attribution, ScanKind, Verdict
+from .hosts import OwnNamesOnly
 from .lan import LanOnly
 
 
@@ -30,6 +35,9 @@ def create_app(db_path: str | None = None, *, extra_lan: tuple[str, ...] = (), l
     app.register_blueprint(views.pages)
     app.register_blueprint(views.api, url_prefix="/api")
     app.before_request(LanOnly(app, extra_lan))
+    app.before_request(OwnNamesOnly())
+    app.register_error_handler(sqlite3.Error, _unreadable_store)
+    app.register_error_handler(StoreError, _unreadable_store)
     app.after_request(_security_headers)
     app.teardown_appcontext(_close_store)
     return app
@@ -43,6 +51,14 @@ def _security_headers(response):
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     return response
+
+
+def _unreadable_store(exc):
+    # A store that opened but breaks mid-page (a damaged page, a disk error): the LAN is told why
+    # (strangers never get here: LanOnly answered them first). 503 and the reason, not a 500.
+    from .views import error
+    return error(ServiceUnavailable(description=f"The store at {current_app.config['DB_PATH']} cannot be read: "
+                                                f"{exc}"))
 
 
 def _close_store(exc) -> None:

@@ -259,27 +259,27 @@ def scan(store: Store, scan_id: int) -> dict | None:
     return document
 
 
-def scanners(store: Store) -> list[dict]:
-    families = {}
-    for row in store.scanner_rows():
-        family = families.setdefault(row["scanner_net"], {"family": row["scanner_net"], "scanners": [],
-                                                          "scans": 0, "sweeps": 0, "probe_scans": 0,
-                                                          "first": row["first"], "last": row["last"]})
+SCANNERS_PER_FAMILY = 50  # a family of 60,000 addresses (one /48 spread) still makes a small page
+
+
+def scanners(store: Store, page: int = 1, per_page: int = PAGE_SIZE) -> dict:
+    """One page of scanner families, busiest first; each lists up to SCANNERS_PER_FAMILY addresses."""
+    page = max(1, page)
+    total, rows = store.scanner_page(per_page, (page - 1) * per_page, SCANNERS_PER_FAMILY)
+    names = store.scanner_names()  # forward-confirmed reverse DNS only
+    families: dict[str, dict] = {}
+    for row in rows:
+        family = families.get(row["scanner_net"])
+        if family is None:
+            family = families[row["scanner_net"]] = {
+                "family": row["scanner_net"], "scans": row["f_all"] - row["f_sweeps"], "sweeps": row["f_sweeps"],
+                "probe_scans": row["f_probe_scans"], "first": iso(row["f_first"]), "last": iso(row["f_last"]),
+                "members": row["f_members"], "scanners": []}
         family["scanners"].append({"address": row["scanner"], "scans": row["scans"] - row["sweeps"],
                                    "sweeps": row["sweeps"], "first": iso(row["first"]), "last": iso(row["last"]),
-                                   "rdns": None})
-        family["scans"] += row["scans"] - row["sweeps"]
-        family["sweeps"] += row["sweeps"]
-        family["probe_scans"] += row["probe_scans"]
-        family["first"], family["last"] = min(family["first"], row["first"]), max(family["last"], row["last"])
-    names = store.scanner_names()  # forward-confirmed reverse DNS only
-    result = []
-    for family in sorted(families.values(), key=lambda f: (-f["scans"] - f["sweeps"], f["family"])):
-        for scanner in family["scanners"]:
-            scanner["rdns"] = names.get(scanner["address"])
-        family["first"], family["last"] = iso(family["first"]), iso(family["last"])
-        result.append(family)
-    return result
+                                   "rdns": names.get(row["scanner"])})
+    return {"page": page, "per_page": per_page, "total": total, "pages": max(1, -(-total // per_page)),
+            "families": list(families.values())}
 
 
 def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:

@@ -7,6 +7,7 @@ prefix the daemon last saw (from the store), and any prefix the configuration ad
 from __future__ import annotations
 
 import ipaddress
+import sqlite3
 
 from flask import abort, current_app, request
 
@@ -42,10 +43,11 @@ class LanOnly:
     def onlink() -> list:
         from werkzeug.exceptions import HTTPException
 
+        from ..store.db import StoreError
         from .views import store
         try:
             status = store().status()
-        except HTTPException:
+        except (HTTPException, sqlite3.Error, StoreError):
             return []  # no readable store, no on-link prefix: a stranger still gets 403, not the store's path
         prefixes = [(status.get("prober") or {}).get("prefix"),
                     *((status.get("firewall") or {}).get("lan_prefixes") or [])]

@@ -94,7 +94,7 @@ def scan(scan_id: int):
 
 @pages.get("/scanners")
 def scanners():
-    return render_template("scanners.html", families=data.scanners(store()))
+    return render_template("scanners.html", doc=data.scanners(store(), _page()))
 
 
 @pages.get("/probes")
@@ -178,7 +178,7 @@ def api_scan(scan_id: int):
 
 @api.get("/scanners")
 def api_scanners():
-    return jsonify({"families": data.scanners(store())})
+    return jsonify(data.scanners(store(), _page()))
 
 
 @api.get("/probes")
