@@ -460,6 +460,21 @@ def test_scanners_are_paged_by_family_and_a_huge_family_stays_small(tmp_path):
     assert "and 2950 more addresses" in html and "page 1 of 3" in html and len(html) < 200_000
 
 
+def test_servers_are_paged(tmp_path):
+    path = tmp_path / "harvestwatch.sqlite"
+    store = Store(str(path))
+    try:
+        store.add_pool_members("0.pool.lab.test", [f"2001:db8:123:{n:x}::123" for n in range(250)], 1_700_000_000.0)
+    finally:
+        store.close()
+    site = Client(str(path))
+    pages = [site.json(f"/api/servers?page={n}") for n in (1, 2, 3)]
+    assert [(p["total"], p["pages"], len(p["servers"])) for p in pages] == [(250, 3, 100), (250, 3, 100), (250, 3, 50)]
+    assert len({s["server"] for p in pages for s in p["servers"]}) == 250
+    html = site.html("/servers?page=2")
+    assert "250 servers · page 2 of 3" in html and "← previous" in html and "next →" in html
+
+
 def test_a_store_damaged_inside_says_so_with_503_not_500(analyzed, tmp_path):
     # The header and schema read fine; the pages behind them are garbage (a bad SD card sector).
     path = tmp_path / "harvestwatch.sqlite"
@@ -513,7 +528,7 @@ def test_a_store_filled_by_analyze_alone(analyzed):
     html = site.html("/")
     assert "<b>0</b>confirmed harvesters" in html and f"<b>{truth['portscans']}</b>scans" in html
     assert "No NTP servers known yet" in site.html("/servers")
-    assert site.json("/api/servers") == {"servers": []}
+    assert site.json("/api/servers") == {"page": 1, "per_page": 100, "total": 0, "pages": 1, "servers": []}
     doc = site.json("/api/overview")
     assert doc["daemon"] == {"seen": False, "alive": False, "heartbeat": None, "started": None, "clean_stop": False}
     assert doc["prober"] is None and doc["numbers"]["harvesters"] == doc["numbers"]["suspects"] == 0

@@ -182,16 +182,23 @@ def timeline(store: Store, now: float) -> dict:
             "probes": list(probes)}
 
 
-def servers(store: Store, now: float | None = None) -> list[dict]:
+SERVERS_PER_PAGE = 100
+
+
+def servers(store: Store, page: int = 1, per_page: int = SERVERS_PER_PAGE, now: float | None = None) -> dict:
+    """One page of the servers in verdict order (harvesters first), each with what its verdict rests on."""
     now = time.time() if now is None else now
+    verdicts = _verdicts(store)
+    page = max(1, page)
     result = []
-    for verdict in _verdicts(store):
+    for verdict in verdicts[(page - 1) * per_page:page * per_page]:
         entry = {**verdict, "pools": list(verdict["pools"]), "probes_by_kind": dict(verdict["probes_by_kind"]),
                  "clean_open_to": list(verdict["clean_open_to"]), "because": verdict_text(verdict, now)}
         for key in ("first_seen", "last_seen", "last_candidacy", "watch_ends"):
             entry[key] = _iso_or_none(entry[key])
         result.append(entry)
-    return result
+    return {"page": page, "per_page": per_page, "total": len(verdicts),
+            "pages": max(1, -(-len(verdicts) // per_page)), "servers": result}
 
 
 def scan_filters(args) -> dict:

@@ -78,8 +78,10 @@ def overview():
 def servers():
     # Depends on the store's content alone (no clock): rendered once per commit, not per request;
     # a few hundred table rows take longer to render than to read.
-    return data.memoized(store(), ("servers.html", request.script_root),
-                         lambda: render_template("servers.html", servers=data.servers(store())))
+    # Only the first page is kept: one entry per page number would let a client grow the memo.
+    page = _page()
+    render = lambda: render_template("servers.html", doc=data.servers(store(), page))  # noqa: E731
+    return data.memoized(store(), ("servers.html", request.script_root), render) if page == 1 else render()
 
 
 @pages.get("/scans")
@@ -163,7 +165,7 @@ def api_overview():
 
 @api.get("/servers")
 def api_servers():
-    return jsonify({"servers": data.servers(store())})
+    return jsonify(data.servers(store(), _page()))
 
 
 @api.get("/scans")
