@@ -17,6 +17,17 @@ from .settings import BY_KEY, CONFIG_PATH
 from .store.db import Store, StoreError
 
 
+def _year(text: str) -> int:
+    # Syslog stamps carry no year; the one given must make real dates (the clock is Unix time).
+    try:
+        year = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a year like 2026, got {text!r}") from None
+    if not 1970 <= year <= 9999:
+        raise argparse.ArgumentTypeError(f"must be a year from 1970 to 9999, got {year}")
+    return year
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harvestwatch", description="Catch the servers that harvest IPv6 "
                                      "addresses, and the scanners they feed.")
@@ -30,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("files", nargs="+", metavar="FILE")
     a.add_argument("--json", action="store_true", help="write one JSON document instead of the text report")
     a.add_argument("--db", metavar="PATH", help="keep the evidence in this SQLite store (created if missing)")
-    a.add_argument("--year", type=int, help="year of the first syslog line without one (default: year of the "
+    a.add_argument("--year", type=_year, help="year of the first syslog line without one (default: year of the "
                    "file's last modification, the year before for months after it)")
     a.add_argument("--tz", default="UTC", metavar="ZONE", help="zone of timestamps without one (default UTC)")
     for key in ("detect.min_ports", "detect.window", "detect.min_hosts", "detect.lookback", "detect.family_prefix"):

@@ -59,3 +59,13 @@ def test_a_firewall_prefix_that_is_no_lan_is_refused_before_anything_is_touched(
         code, out, err = run_cli("firewall", "apply", "--prefix", prefix)
         assert code == 2 and f"argument --prefix: {words}" in err and "Traceback" not in err
         assert out == ""
+
+
+def test_a_year_that_makes_no_real_dates_is_refused(tmp_path, run_cli):
+    log = tmp_path / "k.log"
+    log.write_text(seed_log())
+    for year, words in (("0", "must be a year from 1970 to 9999, got 0"),
+                        ("99999", "must be a year from 1970 to 9999, got 99999"),
+                        ("MMXXVI", "must be a year like 2026, got 'MMXXVI'")):
+        code, out, err = run_cli("analyze", "--year", year, log)
+        assert code == 2 and f"argument --year: {words}" in err and out == ""

@@ -76,7 +76,9 @@ BAD_TIMESTAMP = "bad-timestamp"
 BAD_ADDRESS = "bad-address"
 BAD_PROTOCOL = "bad-protocol"  # neither a name the kernel prints nor a number up to 255: garbled
 BAD_PORT = "bad-port"  # a port (or ICMP type) beyond 16 bits: no kernel prints that, the line is garbled
-SKIP_REASONS = (NOT_NETFILTER, TRUNCATED, NO_TIMESTAMP, BAD_TIMESTAMP, BAD_ADDRESS, BAD_PROTOCOL, BAD_PORT)
+NOT_KERNEL = "not-kernel"  # a record another program logged (`name[pid]: ...`): anyone could write one
+SKIP_REASONS = (NOT_NETFILTER, TRUNCATED, NO_TIMESTAMP, BAD_TIMESTAMP, BAD_ADDRESS, BAD_PROTOCOL, BAD_PORT,
+                NOT_KERNEL)
 MAX_PORT = 65535
 
 # The layouts this parser reads. Each has a sample under tests/files/logs/ with the record expected
@@ -94,8 +96,12 @@ FORMATS = {
 
 
 def normalize_address(text: str) -> str:
-    """Kernel-printed address (IPv6 fully expanded) -> compressed canonical form (RFC 5952)."""
-    if len(text) == 39 and text.count(":") == 7:
+    """Kernel-printed address (IPv6 fully expanded) -> compressed canonical form (RFC 5952).
+    What no kernel prints is refused (ValueError): a zone ID, groups of other than four digits in the
+    39-character form (`20010:db8:...` would otherwise pass as 32 hex digits)."""
+    if "%" in text:
+        raise ValueError(f"bad IP address {text!r}: the kernel prints no zone ID")
+    if len(text) == 39 and text[4::5] == ":::::::":
         # The kernel's fully expanded form: C functions do this ten times faster than ipaddress.
         try:
             packed = bytes.fromhex(text.replace(":", ""))
@@ -105,6 +111,22 @@ def normalize_address(text: str) -> str:
         if "." not in compressed:  # IPv4-mapped forms: let ipaddress decide the spelling
             return compressed
     return ipaddress.ip_address(text).compressed
+
+
+# A syslog tag with a process ID: what rsyslog and journald write for every program but the kernel,
+# whose records carry `kernel:` (taken with the wrapper) or nothing (ulogd's LOGEMU, dmesg).
+_PROGRAM_TAG_RX = re.compile(r"[^\s\[\]:]+\[[0-9]+\]:")
+_from_program: dict[str, bool] = {}
+
+
+def from_program(prefix: str) -> bool:
+    """True when a record's prefix starts with another program's syslog tag (`evil[4242]: HW-IN`)."""
+    value = _from_program.get(prefix)
+    if value is None:
+        if len(_from_program) >= _CACHE_LIMIT:
+            _from_program.clear()
+        value = _from_program[prefix] = _PROGRAM_TAG_RX.match(prefix) is not None
+    return value
 
 
 # -- step 1: the fields of each line ---------------------------------------------------------------
@@ -220,6 +242,9 @@ class NetfilterParser:
                 continue
             # Unpacked and built anew: the cheapest way to a Packet in CPython (no slices).
             when, src, dst, proto, sport, dport, direction, prefix = item
+            if prefix and from_program(prefix):
+                self.skipped[NOT_KERNEL] += 1
+                continue
             syslog, iso, kmsg, uptime = when
             try:
                 if syslog:
@@ -289,6 +314,9 @@ class NetfilterParser:
         packet = record_fields(*fields)
         if packet.__class__ is str:
             self.skipped[packet] += 1
+            return None
+        if packet[-1] and from_program(packet[-1]):
+            self.skipped[NOT_KERNEL] += 1
             return None
         return _new_packet(Packet, (ts,) + packet)
 
