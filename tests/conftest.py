@@ -16,6 +16,7 @@ FIXTURE_TIERS = {
     "dns_ns": ("root", "netns"),       # test_names.py: dnsmasq in a namespace
     "lab": ("root", "netns"),          # the lab, or a test's own namespaces (test_nflog, test_kernel_lines)
     "lab_daemon": ("root", "netns"),   # the real daemon in the lab
+    "start_lab": ("root", "netns"),    # what the lab fixtures start their lab with
 }
 
 
@@ -24,6 +25,26 @@ def pytest_collection_modifyitems(items):
         for fixture in item.fixturenames:
             for tier in FIXTURE_TIERS.get(fixture, ()):
                 item.add_marker(tier)
+
+
+@pytest.fixture(scope="session")
+def start_lab():
+    """`with start_lab(workdir, **options) as lab:` a started lab (tests/lab/lab.py), closed at the
+    end; the test is skipped where network namespaces cannot be made."""
+    from contextlib import contextmanager
+
+    from tests.lab.lab import Lab
+    from tests.lab.netns import NetnsUnavailable
+
+    @contextmanager
+    def start(workdir, **options):
+        try:
+            lab = Lab(workdir=workdir, **options).start()
+        except NetnsUnavailable as exc:
+            pytest.skip(str(exc))
+        with lab:
+            yield lab
+    return start
 
 
 @pytest.fixture

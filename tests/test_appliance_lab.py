@@ -20,7 +20,6 @@ import time
 import pytest
 
 from tests.lab.appliance import ApplianceDaemon, write_config
-from tests.lab.netns import NetnsUnavailable
 
 OBSERVATION = 200
 LATE = 150
@@ -38,13 +37,8 @@ LEAK_RULE = ["OUTPUT", "!", "-d", "2001:db8::/32", "-m", "comment", "--comment",
 
 
 @pytest.fixture(scope="module")
-def lab_daemon(tmp_path_factory):
-    from tests.lab.lab import Lab
-    try:
-        lab = Lab(harvesters=PLANS, router="upnp", workdir=tmp_path_factory.mktemp("lab")).start()
-    except NetnsUnavailable as exc:
-        pytest.skip(str(exc))
-    with lab:
+def lab_daemon(tmp_path_factory, start_lab):
+    with start_lab(tmp_path_factory.mktemp("lab"), harvesters=PLANS, router="upnp") as lab:
         for rule in (["-A", *LEAK_RULE[:1], "-d", "fe80::/10", "-j", "RETURN"],
                      ["-A", *LEAK_RULE[:1], "-d", "ff00::/8", "-j", "RETURN"],
                      ["-A", *LEAK_RULE]):

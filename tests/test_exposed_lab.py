@@ -16,7 +16,6 @@ import time
 import pytest
 
 from tests.lab.appliance import SERVICE_PORTS, ApplianceDaemon, write_config
-from tests.lab.netns import NetnsUnavailable
 
 PLANS = {
     "hsyn": [{"delay": 2, "scanner": "scan2", "kind": "syn", "port": 443}],
@@ -25,13 +24,8 @@ PLANS = {
 
 
 @pytest.fixture(scope="module")
-def lab_daemon(tmp_path_factory):
-    from tests.lab.lab import Lab
-    try:
-        lab = Lab(harvesters=PLANS, router="open", workdir=tmp_path_factory.mktemp("lab")).start()
-    except NetnsUnavailable as exc:
-        pytest.skip(str(exc))
-    with lab:
+def lab_daemon(tmp_path_factory, start_lab):
+    with start_lab(tmp_path_factory.mktemp("lab"), harvesters=PLANS, router="open") as lab:
         work = tmp_path_factory.mktemp("appliance")
         state = work / "state"
         config = write_config(lab, work / "config.toml", state_dir=state, router="open", family_prefix=48,

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from tests.lab.appliance import ApplianceDaemon, write_config
-from tests.lab.netns import NetnsUnavailable
 
 WINDOW = 30
 PLANS = {
@@ -23,13 +22,8 @@ PLANS = {
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from tests.lab.lab import Lab
-    try:
-        lab = Lab(harvesters=PLANS, router="closed", workdir=tmp_path_factory.mktemp("lab")).start()
-    except NetnsUnavailable as exc:
-        pytest.skip(str(exc))
-    with lab:
+def lab(tmp_path_factory, start_lab):
+    with start_lab(tmp_path_factory.mktemp("lab"), harvesters=PLANS, router="closed") as lab:
         yield lab
 
 

@@ -70,19 +70,17 @@ def read_filter(family: int, table: str = "filter") -> list[Interfaces]:
         target_offset, next_offset = struct.unpack_from("HH", blob, offset + TARGET_OFFSET[family])
         if next_offset < header:
             raise KernelRulesError(f"a malformed entry at {offset} in the kernel's {table} table")
-        target_name = blob[offset + target_offset + 2:offset + target_offset + 31].split(b"\0")[0].decode()
         if offset in hook_at:
             chain, index = hook_at[offset], 0
-        if target_name == "ERROR":  # a user chain's head (its name follows), or the table's end
-            chain = blob[offset + target_offset + 32:offset + target_offset + 62].split(b"\0")[0].decode()
+        if _target(blob, offset, family) == b"ERROR":  # a user chain's head (its name follows), or the end
+            chain = _text(blob, offset + target_offset + 32, 30)
             index = 0
         elif offset + next_offset < len(blob) and not _is_policy(blob, offset + next_offset, family, hooks):
             index += 1
             names = blob[offset + at_iface:offset + at_iface + 2 * IFNAMSIZ]
             masks = blob[offset + at_iface + 2 * IFNAMSIZ:offset + at_iface + 4 * IFNAMSIZ]
-            rules.append(Interfaces(chain, index,
-                                    (names[:IFNAMSIZ].split(b"\0")[0].decode(errors="replace"), masks[:IFNAMSIZ]),
-                                    (names[IFNAMSIZ:].split(b"\0")[0].decode(errors="replace"), masks[IFNAMSIZ:])))
+            rules.append(Interfaces(chain, index, (_text(names, 0, IFNAMSIZ), masks[:IFNAMSIZ]),
+                                    (_text(names, IFNAMSIZ, IFNAMSIZ), masks[IFNAMSIZ:])))
         offset += next_offset
     return rules
 
@@ -90,11 +88,17 @@ def read_filter(family: int, table: str = "filter") -> list[Interfaces]:
 def _is_policy(blob: bytes, next_entry: int, family: int, hooks: dict) -> bool:
     # A chain's last entry is its policy (built-in) or its RETURN (user chain): the next one starts a
     # chain (a hook's entry or an ERROR head). Rules never end a chain, so this tells them apart.
-    if next_entry in hooks.values():
-        return True
-    target_offset = struct.unpack_from("H", blob, next_entry + TARGET_OFFSET[family])[0]
-    name = blob[next_entry + target_offset + 2:next_entry + target_offset + 31].split(b"\0")[0]
-    return name == b"ERROR"
+    return next_entry in hooks.values() or _target(blob, next_entry, family) == b"ERROR"
+
+
+def _target(blob: bytes, entry: int, family: int) -> bytes:
+    """The name of an entry's target (struct xt_entry_target: u16 size, then the name); b"" for a verdict."""
+    target_offset = struct.unpack_from("H", blob, entry + TARGET_OFFSET[family])[0]
+    return blob[entry + target_offset + 2:entry + target_offset + 31].split(b"\0")[0]
+
+
+def _text(blob: bytes, at: int, size: int) -> str:
+    return blob[at:at + size].split(b"\0")[0].decode(errors="replace")
 
 
 def _entries(family: int, table: str) -> tuple[bytes, dict[str, int]]:

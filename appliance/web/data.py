@@ -185,6 +185,11 @@ def timeline(store: Store, now: float) -> dict:
 SERVERS_PER_PAGE = 100
 
 
+def _paging(page: int, per_page: int, total: int) -> dict:
+    """What every paged view says about its pages (at least one, even when empty)."""
+    return {"page": page, "per_page": per_page, "total": total, "pages": max(1, -(-total // per_page))}
+
+
 def servers(store: Store, page: int = 1, per_page: int = SERVERS_PER_PAGE, now: float | None = None) -> dict:
     """One page of the servers in verdict order (harvesters first), each with what its verdict rests on."""
     now = time.time() if now is None else now
@@ -197,8 +202,7 @@ def servers(store: Store, page: int = 1, per_page: int = SERVERS_PER_PAGE, now: 
         for key in ("first_seen", "last_seen", "last_candidacy", "watch_ends"):
             entry[key] = _iso_or_none(entry[key])
         result.append(entry)
-    return {"page": page, "per_page": per_page, "total": len(verdicts),
-            "pages": max(1, -(-len(verdicts) // per_page)), "servers": result}
+    return {**_paging(page, per_page, len(verdicts)), "servers": result}
 
 
 def scan_filters(args) -> dict:
@@ -244,8 +248,7 @@ def scans(store: Store, filters: dict, page: int = 1, per_page: int = PAGE_SIZE)
                       "attribution": row["attribution"], "probe_id": row["probe_id"],
                       "trigger": {"dst": top["dst"], "dport": top["dport"], "proto": top["proto"],
                                   "lag": round(top["lag"], 3)} if top else None})
-    return {"filters": filters, "page": page, "per_page": per_page, "total": total,
-            "pages": max(1, -(-total // per_page)), "scans": items}
+    return {"filters": filters, **_paging(page, per_page, total), "scans": items}
 
 
 def scan(store: Store, scan_id: int) -> dict | None:
@@ -285,8 +288,7 @@ def scanners(store: Store, page: int = 1, per_page: int = PAGE_SIZE) -> dict:
         family["scanners"].append({"address": row["scanner"], "scans": row["scans"] - row["sweeps"],
                                    "sweeps": row["sweeps"], "first": iso(row["first"]), "last": iso(row["last"]),
                                    "rdns": names.get(row["scanner"])})
-    return {"page": page, "per_page": per_page, "total": total, "pages": max(1, -(-total // per_page)),
-            "families": list(families.values())}
+    return {**_paging(page, per_page, total), "families": list(families.values())}
 
 
 def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
