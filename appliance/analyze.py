@@ -19,7 +19,7 @@ from .detect.scans import Scan, ScanDetector
 from .detect.touches import TouchDetector
 from .lan import LanNetworks
 from .parse.clock import LineClock, file_reference_time, resolve_zone
-from .parse.netfilter import NetfilterParser
+from .parse.netfilter import OUT_OF_ORDER_SLACK, NetfilterParser
 from .settings import default
 from .store.db import Store
 
@@ -56,8 +56,10 @@ class Result:
     scan_ids: list[int] = field(default_factory=list)
     touches: dict = field(default_factory=dict)  # (probe id, src, proto, dport) -> [first, last, packets]
     lines: int = 0
+    empty: int = 0
     records: int = 0
     skipped: Counter = field(default_factory=Counter)
+    out_of_order: int = 0      # records more than OUT_OF_ORDER_SLACK s before one read earlier
 
 
 def order_by_first_record(paths: list[str], settings: Settings) -> list[str]:
@@ -112,11 +114,22 @@ def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
     touches = TouchDetector(LanNetworks())
     for probe_id, address, planned, expires in store.probe_windows():
         touches.watch(address, probe_id, planned, expires)
+    latest = float("-inf")
     for path in paths:
         parser = NetfilterParser(settings.clock(path), result.skipped)
         with open_log(path) as stream:
             for block in read_blocks(stream, skipped=result.skipped):
                 packets = parser.parse(block)
+                # The stages read time forwards (a trigger before its scan, a window after its
+                # start): a record far behind one already read may lose its scan or attribution.
+                # Counted and reported, not reordered: a log is in time order but for the CPUs'
+                # interleaving, which the slack allows.
+                for packet in packets:
+                    ts = packet[0]
+                    if ts > latest:
+                        latest = ts
+                    elif ts < latest - OUT_OF_ORDER_SLACK:
+                        result.out_of_order += 1
                 # History first: a trigger in the same block as its scan must already be known.
                 history.feed(touches.triggers(packets))
                 detector.feed(packets)
@@ -124,6 +137,7 @@ def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
                 if len(history.contacts) >= CONTACT_BATCH:
                     store.add_contacts(history.take_contacts())
         result.lines += parser.lines
+        result.empty += parser.empty
         result.records += parser.records
     detector.flush()
     flush_scans()

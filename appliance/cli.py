@@ -171,7 +171,8 @@ def run_analyze(args) -> int:
     finally:
         if scratch is not None:
             scratch.cleanup()
-    print(summarize_skips(result.lines, result.records, result.skipped), file=sys.stderr)
+    print(summarize_skips(result.lines, result.records, result.skipped, result.empty, result.out_of_order),
+          file=sys.stderr)
     return 0
 
 

@@ -5,7 +5,7 @@ The main thread captures (NFLOG), detects scans and touches and attributes with 
 beside it in its own thread. Every 30 s it checks that the firewall and the privacy sysctls are
 still in force (restoring them if not). What the capture could not see is written down as a gap:
 the time the daemon was not running (found from the last heartbeat at start), socket overruns,
-sequence gaps, and packets the flood limit dropped unlogged.
+sequence gaps, and packets the flood limits dropped unlogged (by reason: see firewall.flood_counts).
 
 Nothing is stamped with the wall clock before it is known to be right (clock.source): until then
 the firewall is in force and packets are captured and held, with the monotonic time they came;
@@ -18,24 +18,39 @@ import logging
 import os
 import selectors
 import signal
+import sqlite3
 import time
 
 from .attribute.names import ScannerNamer
 from .attribute.triggers import TriggerHistory
 from .capture.nflog import NflogError, NflogReader
+from .detect.quota import ScanQuota
 from .detect.scans import Scan, ScanDetector
+from .detect.touches import SLACK as TOUCH_SLACK
 from .detect.touches import TouchDetector
-from .host import clock, firewall, privacy
+from .host import clock, firewall, privacy, probe_set
 from .lan import LanNetworks
 from .packet import INBOUND, OUTBOUND, Packet
 from .probe import addresses
 from .probe.prober import Prober
+from .store import space
 from .store.db import Store
 
 log = logging.getLogger("harvestwatch")
 HEALTH_EVERY = 30.0
 CLOCK_EVERY = 5.0          # while waiting for the clock, ask this often
+# Ports listed per stored scan (its count stays true): with the hourly scan quota, what a flood of
+# all-port scans can write is bounded (an all-port scan's list is about 1 MB; this, 40 KB).
+MAX_STORED_PORTS = 4096
+MAX_UNSTORED = 50_000      # scans, contacts and touches each, held while the disk is full
+PRUNE_EVERY = 3600.0       # retention runs this often (and once the clock is right)
+FULL_DISK_SHRINK = 0.8     # a full disk: ordinary records are deleted down to this share of the store
+MB = 1_000_000
+OPEN_RETRY = 30.0          # seconds between attempts to open the store on a full disk
 HELD_LIMIT = 50_000        # packets held while the clock is not right; beyond, counted as lost
+# Episodes (source, destination) the detector follows at once: about 1 KB each, so a flood from
+# many sources costs at most ~60 MB of the unit's 256 MB (packets to probe addresses may double it).
+MAX_OPEN_EPISODES = 60_000
 INBOUND_HOURS = 24         # the passive sign of reachability: unsolicited inbound from outside, last 24 h
 
 
@@ -48,7 +63,8 @@ class Daemon:
         self.last_record: float | None = None
         self.ruleset: firewall.Ruleset | None = None
         self.onlink: str | None = None
-        self.flood_seen = 0
+        self.flood_seen: dict[str, int] = {}
+        self.unexempt: list[tuple[float, float]] = []  # windows of probes the firewall could not exempt
         self.health: dict = {}
         self.lan = LanNetworks(config.appliance.lan_prefixes)
         self.touches = TouchDetector(self.lan)
@@ -57,6 +73,12 @@ class Daemon:
         self.held: list[tuple[float, float, list[Packet]]] = []  # (wall, monotonic, packets) before the clock was right
         self.held_count = self.held_lost = 0
         self.inbound: dict[int, dict[str, int]] = {}  # hour -> protocol -> packets from outside the LAN
+        # What was gathered and not yet written (a full disk keeps it here, bounded).
+        self.unstored: dict = {"scans": [], "contacts": {}, "touches": {}}
+        self.unstored_gaps: list[tuple] = []
+        self.disk_full_since: float | None = None
+        self.next_prune = self.next_full_prune = 0.0
+        self.store_status: dict = {}
 
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
@@ -65,19 +87,26 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._ask_stop)
         os.makedirs(config.appliance.state_dir, exist_ok=True)
-        self.store = store = Store(config.db_path)
+        self.reserve = space.Reserve(config.appliance.state_dir)
+        self.store = store = self._open_store()
+        if store is None:
+            return 0
         store.family_prefix = config.detect.family_prefix
+        store.max_ports = MAX_STORED_PORTS
         self.previous = store.status()  # the last run's, for the downtime (written down once the clock is right)
-        store.set_status({"started": time.time(), "clean_stop": False, "pid": os.getpid(), "heartbeat": time.time(),
-                          "interface": config.appliance.interface})
+        self._status_or_full({"started": time.time(), "clean_stop": False, "pid": os.getpid(),
+                              "heartbeat": time.time(), "interface": config.appliance.interface})
         if config.firewall.manage:
             self._apply_firewall(self._lan_prefix())
         reader = NflogReader(config.firewall.nflog_group)
         d = config.detect
         self.history = TriggerHistory(d.lookback)
         self.detector = ScanDetector(self.pending.append, min_ports=d.min_ports, window=d.window,
-                                     min_hosts=d.min_hosts, candidates=self.history.candidates)
-        prober = Prober(config, config.db_path, on_probe=self.touches.watch,
+                                     min_hosts=d.min_hosts, candidates=self.history.candidates,
+                                     max_open=MAX_OPEN_EPISODES, keep=self.touches.is_watched)
+        self.detector_refused: dict[str, int] = {}
+        self.quota = ScanQuota(self._touches_probe)
+        prober = Prober(config, config.db_path, on_probe=self._watch_probe,
                         clock_ok=lambda: self.synced) if config.probe.enabled else None
         if prober:
             prober.start()
@@ -114,8 +143,8 @@ class Daemon:
                 self._take(packets)
                 self.detector.flush()
             self._flush(time.time(), reader, prober)
-            store.set_status({"clean_stop": True, "heartbeat": time.time(),
-                              **({"synced_heartbeat": time.time()} if self.synced else {})})
+            self._status_or_full({"clean_stop": True, "heartbeat": time.time(),
+                                  **({"synced_heartbeat": time.time()} if self.synced else {})})
             log.info("stopped cleanly")
         finally:
             for thread in (prober, namer):
@@ -157,7 +186,7 @@ class Daemon:
         now, mono = time.time(), time.monotonic()
         self._note_downtime(now)
         for probe_id, address, planned, expires in self.store.watched_probes(now):
-            self.touches.watch(address, probe_id, planned, expires)
+            self._watch_probe(address, probe_id, planned, expires, now)
         for wall, received, packets in self.held:
             # Each packet's stamp came from the wrong clock; by how much it was wrong follows from
             # the monotonic clock, which no step moves.
@@ -165,9 +194,27 @@ class Daemon:
             self._take([packet._replace(ts=packet.ts + shift) for packet in packets])
         if self.held_lost:
             log.warning("clock: %d packets came before the clock was right and could not be held", self.held_lost)
-            self.store.add_gap(now, now, "clock-wait", self.held_lost)
+            self._gap(now, now, "clock-wait", self.held_lost)
         self.held, self.held_count, self.held_lost = [], 0, 0
         self.synced = True
+
+    def _watch_probe(self, address: str, probe_id: int, planned: float, expires: float,
+                     now: float | None = None) -> None:
+        """A probe address is watched from before its probe leaves: by the touch detector, and by the
+        firewall's first flood rules (its own limit), until its window ends. Called from the prober's thread."""
+        self.touches.watch(address, probe_id, planned, expires)
+        if not self.config.firewall.manage:
+            return
+        now = time.time() if now is None else now
+        try:
+            probe_set.add(address, expires - now + TOUCH_SLACK)
+        except probe_set.ProbeSetError as exc:
+            # Its packets then share the limits of everything else: a flood's drops may hide its evidence.
+            log.error("%s: probe %d shares the flood limits with all other traffic", exc, probe_id)
+            self.unexempt.append((now, expires))
+
+    def _touches_probe(self, scan: Scan) -> bool:
+        return self.touches.is_watched(scan.target) or any(map(self.touches.is_watched, scan.targets))
 
     # -- capture --------------------------------------------------------------------------
     def _take(self, packets: list[Packet]) -> None:
@@ -191,38 +238,99 @@ class Daemon:
         self.last_record = packets[-1].ts
 
     def _flush(self, now: float, reader: NflogReader, prober: Prober | None) -> None:
+        """Write what was gathered. A full disk stops nothing but the writing: what could not be
+        written is kept for the next flush (bounded), and the store makes room (store.space)."""
+        try:
+            self._write(now, reader, prober)
+        except (sqlite3.Error, OSError) as exc:
+            if not space.is_disk_full(exc, self.config.appliance.state_dir):
+                raise
+            self._disk_full(now, exc)
+            return
+        if self.disk_full_since is not None:
+            self._check_room(now)
+        if self.synced and now >= self.next_prune:
+            self._prune(now)
+
+    def _gap(self, start: float, end: float, reason: str, lost: int | None = None) -> None:
+        """A gap, written with the next flush (kept until it can be)."""
+        self.unstored_gaps.append((start, end, reason, lost))
+
+    def _gather(self, now: float, reader: NflogReader) -> list[Scan]:
+        """Move what the stages finished into the unstored batch; returns the scans still open."""
+        self.detector.expire(now)
+        final, refused = self.quota.admit(self.pending, now)
+        self.pending.clear()
+        still_open, _ = self.quota.admit(self.detector.open_scans(), now, final=False)
+        if refused:
+            self._gap(now, now, "scan-cap", refused)
+        detector = self.detector
+        for reason, refused_now in (("episode-cap", detector.refused), ("probe-flood", detector.refused_keep)):
+            capped = refused_now - self.detector_refused.get(reason, 0)
+            if capped:
+                log.warning("%d packets came from more sources at once than the detector follows (%s)", capped, reason)
+                self._gap(now, now, reason, capped)
+                self.detector_refused[reason] = refused_now
+        for at, reason, lost in reader.take_events():
+            log.warning("capture %s: %s packets lost", reason, "unknown" if lost is None else lost)
+            self._gap(at, at, reason, lost)
+        batch = self.unstored
+        room = MAX_UNSTORED - len(batch["scans"])
+        batch["scans"] += final[:max(room, 0)]
+        if len(final) > room:  # a long full disk: the oldest are kept, the rest counted
+            self._gap(now, now, "scan-cap", sum(scan.packets for scan in final[max(room, 0):]))
+        for key, (first, last) in self.history.take_contacts().items():
+            held = batch["contacts"].get(key)
+            if held is not None:
+                held[0], held[1] = min(held[0], first), max(held[1], last)
+            elif len(batch["contacts"]) < MAX_UNSTORED:
+                batch["contacts"][key] = [first, last]
+        touches = self.touches.take()
+        self.counters["touches"] += sum(seen[2] for seen in touches.values())
+        for key, (first, last, packets) in touches.items():
+            held = batch["touches"].get(key)
+            if held is not None:
+                held[0], held[1], held[2] = min(held[0], first), max(held[1], last), held[2] + packets
+            elif len(batch["touches"]) < MAX_UNSTORED:
+                batch["touches"][key] = [first, last, packets]
+            else:
+                self._gap(now, now, "touch-cap", packets)
+        self.touches.forget(now)
+        return still_open
+
+    def _write(self, now: float, reader: NflogReader, prober: Prober | None) -> None:
         store = self.store
         values = {"heartbeat": now, "counters": self.counters, **self.health,
                   "capture": {"lost": reader.lost, "overruns": reader.overruns, "malformed": reader.malformed},
                   "clock": {"synchronised": self.synced, "source": self.config.clock.source,
                             "detail": self.clock_state.detail if self.clock_state else "not asked yet",
-                            "held": self.held_count}}
+                            "held": self.held_count},
+                  "store": self.store_status}
         if prober is not None:
             values["prober"] = prober.status
         if not self.synced:  # evidence waits for the clock; the status shows the wait
             store.set_status(values, now)
             return
-        self.detector.expire(now)
-        scans = self.pending + self.detector.open_scans()
-        self.pending.clear()
+        still_open = self._gather(now, reader)
+        batch = self.unstored
         before = store.db.total_changes
-        if scans:
-            store.add_scans(scans)
-        contacts = self.history.take_contacts()
-        if contacts:
-            store.add_contacts(contacts)
-        touches = self.touches.take()
-        if touches:
-            self.counters["touches"] += sum(seen[2] for seen in touches.values())
-            dropped = store.add_touches(touches)
+        # Each step its own transaction, each idempotent: what failed is written again next time.
+        if batch["scans"] or still_open:
+            store.add_scans(batch["scans"] + still_open)
+            batch["scans"] = []
+        if batch["contacts"]:
+            store.add_contacts(batch["contacts"])
+            batch["contacts"] = {}
+        if batch["touches"]:
+            dropped = store.add_touches(batch["touches"])
+            batch["touches"] = {}
             if dropped:
-                store.add_gap(now, now, "touch-cap", dropped)
-        self.touches.forget(now)
+                self._gap(now, now, "touch-cap", dropped)
+        while self.unstored_gaps:
+            store.add_gap(*self.unstored_gaps[0])
+            self.unstored_gaps.pop(0)
         if store.db.total_changes != before:
             store.refresh()
-        for at, reason, lost in reader.take_events():
-            log.warning("capture %s: %s packets lost", reason, "unknown" if lost is None else lost)
-            store.add_gap(at, at, reason, lost)
         self.counters["scans"] = store.count_scans()
         hour = int(now // 3600)
         for old in [h for h in self.inbound if h <= hour - INBOUND_HOURS]:
@@ -239,6 +347,91 @@ class Daemon:
                 log.warning("LAN prefix is now %s: re-applying the firewall", prober.prefix)
                 self._apply_firewall(prober.prefix)
         store.set_status(values, now)
+
+    # -- room on the disk -------------------------------------------------------------------
+    def _open_store(self) -> Store | None:
+        """The store, even on a full disk (a restart must not die where the last run was stopped):
+        the reserve is given up for the files SQLite opens with; with none left, the daemon waits
+        for room (the boot unit's firewall stays in force) instead of dying again and again.
+        None if asked to stop meanwhile."""
+        directory = self.config.appliance.state_dir
+        while not self.stopping:
+            try:
+                return Store(self.config.db_path)
+            except (sqlite3.Error, OSError) as exc:
+                if not space.is_disk_full(exc, directory):
+                    raise
+                if self.reserve.release():
+                    log.error("the disk is full (%s): gave up the space reserve to open the store", exc)
+                else:
+                    log.error("the disk is full (%s) and no reserve is left: cannot open the store; "
+                              "trying again in %.0f s", exc, OPEN_RETRY)
+                    time.sleep(OPEN_RETRY)
+                self.disk_full_since = self.disk_full_since or time.time()
+        return None
+
+    def _status_or_full(self, values: dict) -> None:
+        try:
+            self.store.set_status(values)
+        except (sqlite3.Error, OSError) as exc:
+            if not space.is_disk_full(exc, self.config.appliance.state_dir):
+                raise
+            self._disk_full(time.time(), exc)
+
+    def _disk_full(self, now: float, exc: BaseException) -> None:
+        """The disk is full: give up the reserve, make room inside the store (once an hour at most),
+        say so; the capture, the firewall and the stages go on."""
+        store, config = self.store, self.config
+        if self.disk_full_since is None:
+            self.disk_full_since = now
+            log.error("the disk is full (%s): holding records in memory until there is room", exc)
+            self.reserve.release()
+        try:
+            if self.synced and now >= self.next_full_prune:
+                self.next_full_prune = now + PRUNE_EVERY
+                # Deleting frees pages inside the file: new records fit without the file growing.
+                pruned = store.prune(now, config.store.keep_days, int(store.used_bytes() * FULL_DISK_SHRINK))
+                log.warning("disk full: deleted %s to make room in the store", pruned or "nothing")
+            self._note_store(now)
+            store.add_gap(self.disk_full_since, now, "disk-full", 0)
+            store.set_status({"store": self.store_status, "heartbeat": now}, now)
+        except (sqlite3.Error, OSError) as again:
+            if not space.is_disk_full(again, config.appliance.state_dir):
+                raise
+
+    def _check_room(self, now: float) -> None:
+        """Writes went through again: once the reserve can be made again, the episode is over."""
+        if not self.reserve.ensure():
+            self._note_store(now)
+            return
+        log.warning("the disk has room again: the full-disk episode from %s is over",
+                    time.strftime("%F %T", time.localtime(self.disk_full_since)))
+        self.store.add_gap(self.disk_full_since, now, "disk-full", 0)
+        self.disk_full_since = None
+        self._note_store(now)
+        self.store.set_status({"store": self.store_status}, now)
+
+    def _prune(self, now: float) -> None:
+        store, config = self.store, self.config
+        self.next_prune = now + PRUNE_EVERY
+        pruned = store.prune(now, config.store.keep_days, config.store.max_mb * MB)
+        if self.disk_full_since is None:
+            self.reserve.ensure()
+        if pruned:
+            log.info("retention: deleted %s", pruned)
+        self._note_store(now, pruned)
+        store.set_status({"store": self.store_status}, now)
+
+    def _note_store(self, now: float, pruned: dict | None = None) -> None:
+        config = self.config
+        try:
+            free = space.free_bytes(config.appliance.state_dir)
+        except OSError:
+            free = None
+        last = self.store_status.get("pruned") if pruned is None else {"at": now, "deleted": pruned}
+        self.store_status = {**self.store.retention_status(config.store.keep_days, config.store.max_mb * MB),
+                             "free_bytes": free, "reserve_held": self.reserve.held(),
+                             "disk_full_since": self.disk_full_since, "pruned": last}
 
     # -- health ---------------------------------------------------------------------------
     def _check_health(self, prober: Prober | None) -> None:
@@ -258,15 +451,18 @@ class Daemon:
                 log.error("firewall not as applied: %s; re-applying", "; ".join(problems))
                 self._apply_firewall(None)
                 problems = firewall.verify(self.ruleset)
-            dropped = firewall.flood_dropped()
-            if dropped > self.flood_seen and self.synced:
-                now = time.time()
-                self.store.add_gap(now, now, "flood-limit", dropped - self.flood_seen)
+            dropped = firewall.flood_counts()
+            now = time.time()
+            for reason, count in dropped.items():
+                if count > self.flood_seen.get(reason, 0) and self.synced:
+                    self._gap(now, now, reason, count - self.flood_seen.get(reason, 0))
             self.flood_seen = dropped
+            while self.unexempt and self.synced:
+                start, end = self.unexempt.pop()
+                self._gap(start, end, "probe-unexempt", None)
             health["firewall"] = {"in_force": not problems, "problems": problems, "backend": "iptables-legacy",
                                   "lan_prefixes": list(self.ruleset.lan_prefixes), "flood_dropped": dropped}
-        self.health = health
-        self.store.set_status(health)
+        self.health = health  # written with the next flush
 
     def _lan_prefix(self) -> str | None:
         try:
@@ -283,7 +479,7 @@ class Daemon:
             self.lan.add(onlink)
         self.ruleset = firewall.ruleset_from_config(self.config, [self.onlink] if self.onlink else [])
         firewall.apply(self.ruleset)
-        self.flood_seen = firewall.flood_dropped()
+        self.flood_seen = firewall.flood_counts()
 
     def _note_downtime(self, now: float) -> None:
         """Packets that came while no daemon ran were never seen: say so, with the span. Both ends
@@ -298,7 +494,7 @@ class Daemon:
                         time.strftime("%F %T", time.localtime(float(last))))
             return
         reason = "daemon-stopped" if status.get("clean_stop") else "daemon-down"
-        self.store.add_gap(float(last), now, reason, None)
+        self._gap(float(last), now, reason, None)
         log.warning("not capturing from %s to %s (%s)", time.strftime("%F %T", time.localtime(last)),
                     time.strftime("%F %T", time.localtime(now)), reason)
 

@@ -126,8 +126,11 @@ SETTINGS = (
             "the appliance's own TCP services (SSH, the page): reachable from the LAN only",
             minimum=1, maximum=65535, item=int),
     Setting("firewall", "rate", 500, "flood limit per source /64: logged packets/s", minimum=1, maximum=100_000),
-    Setting("firewall", "burst", 4000, "flood limit per source /64: the burst allowed before the rate applies",
-            minimum=1, maximum=1_000_000),
+    Setting("firewall", "burst", 4000, "flood limit per source /64: the burst allowed before the rate applies "
+            "(a /48 gets twice the rate, a /32 four times; both eight times the burst)", minimum=1, maximum=1_000_000),
+    Setting("firewall", "rate_total", 2000,
+            "flood limit over all sources: logged packets/s (what the daemon is sized for); probe addresses "
+            "have a limit of the same size of their own", minimum=1, maximum=100_000),
     Setting("detect", "min_ports", 10,
             "a scan: this many distinct (protocol, port) pairs from one source to one address within the window",
             minimum=2),
@@ -191,6 +194,14 @@ SETTINGS = (
             minimum=60, maximum=ADDRESS_LIFETIME_MAX),
     Setting("store", "flush_every", 5.0, "seconds between batched writes (fewer, larger writes for an SD card)",
             minimum=POSITIVE),
+    Setting("store", "keep_days", 90.0,
+            "ordinary records (scans and sweeps no probe or suspect is tied to, outbound contacts, gaps, "
+            "pool answers) are deleted after this many days; evidence about harvesters and probes is kept",
+            minimum=1),
+    Setting("store", "max_mb", 512,
+            "the store's size cap in MB: beyond it ordinary records are deleted oldest first (evidence is "
+            "kept); also the store stops growing while the disk has less than a tenth of this free",
+            minimum=16, maximum=1_000_000),
 )
 BY_KEY = {setting.key: setting for setting in SETTINGS}
 SECTIONS = tuple(dict.fromkeys(setting.section for setting in SETTINGS))

@@ -26,12 +26,24 @@ LABELS = {Verdict.HARVESTER: "confirmed harvester", Verdict.SUSPECT: "suspect",
 
 # Gaps: the times the capture could not see everything (the store's gaps.reason), and what each
 # means to a person.
+# Gaps that cannot hide evidence about a probe address: the packets they count were not to a watched
+# probe address (the firewall's probe rules come before the limits that count them; scans of probe
+# addresses are never capped). They say what the appliance did not log, not that a window is unproven.
+SPARES_PROBES = ("flood", "flood-table", "scan-cap", "episode-cap")
+
 GAP_WORDS = {
     "daemon-down": "the daemon was not running",
     "daemon-stopped": "the daemon was stopped",
     "overrun": "the capture's buffer overflowed",
     "seq-gap": "log messages went missing",
     "flood-limit": "a flood went over the per-/64 limit",
+    "flood": "a flood went over the flood limits (probe addresses have their own)",
+    "flood-table": "a flood from more networks than the flood limits can track at once",
+    "probe-flood": "a flood at the probe addresses went over their limit",
+    "probe-unexempt": "a probe address could not be given its own flood limit",
+    "scan-cap": "more scans came in an hour than the store takes (counted, not stored one by one)",
+    "episode-cap": "packets came from more sources at once than the detector follows",
+    "disk-full": "the disk was full: nothing could be stored",
     "clock-wait": "packets came while the clock was wrong and could not all be held",
     "touch-cap": "more touches came than the store takes at once",
 }

@@ -366,7 +366,7 @@ def test_image_release_applies_and_verifies_the_whole_ruleset(tmp_path):
     """The image and the Vagrant box are Debian trixie (iptables 1.8.11): its ip6tables-legacy-restore
     must take every rule, and its `-S` print them back as the ruleset writes them (verify compares
     the text), in a network namespace of its own, natively (amd64)."""
-    base = _base_rootfs(IMAGE_SUITE, ["python3", "iptables"])
+    base = _base_rootfs(IMAGE_SUITE, ["python3", "python3-pyroute2", "iptables"])
     root = tmp_path / "rootfs"
     subprocess.run(["cp", "-a", str(base), str(root)], check=True)
     shutil.copytree(ROOT / "appliance", root / "opt/appliance-src/appliance",

@@ -69,3 +69,22 @@ def test_a_year_that_makes_no_real_dates_is_refused(tmp_path, run_cli):
                         ("MMXXVI", "must be a year like 2026, got 'MMXXVI'")):
         code, out, err = run_cli("analyze", "--year", year, log)
         assert code == 2 and f"argument --year: {words}" in err and out == ""
+
+
+def test_empty_lines_are_read_lines_and_a_reversed_log_is_said_to_be_out_of_order(tmp_path, run_cli):
+    lines = seed_log().splitlines()
+    log = tmp_path / "k.log"
+    log.write_text("\n".join(lines[:100]) + "\n\n\n" + "\n".join(lines[100:]) + "\n")
+    code, out, err = run_cli("analyze", "--year", "2016", log)
+    assert code == 0 and err.strip() == "read 347 lines (2 empty): 345 packet records, skipped 0"
+    # `tac`: every record is before the one read earlier. The attributions that time order gave are
+    # lost, and the warning says so instead of leaving the user with a quietly poorer report.
+    reversed_log = tmp_path / "tac.log"
+    reversed_log.write_text("\n".join(reversed(lines)) + "\n")
+    code, _, err = run_cli("analyze", "--year", "2016", reversed_log)
+    assert code == 0
+    count = int(err.split("warning: ")[1].split()[0])
+    assert count > len(lines) // 2 and "out of time order" in err and "give the logs in time order" in err
+    code, out, err = run_cli("analyze", "--json", "--year", "2016", reversed_log)
+    import json
+    assert json.loads(out)["input"]["out_of_order"] == count

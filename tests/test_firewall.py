@@ -191,7 +191,7 @@ FLOOD = """
     for p in packets:
         if p.direction == "in":
             logged[p.src] = logged.get(p.src, 0) + 1
-    print(json.dumps({"logged": logged, "dropped": firewall.flood_dropped(), "lost": reader.lost}))
+    print(json.dumps({"logged": logged, "dropped": firewall.flood_counts()["flood"], "lost": reader.lost}))
 """ % {"lan": LAN_PEER, "outside": OUTSIDE, "app": APP}
 
 
@@ -263,7 +263,7 @@ def test_command_line_apply_verify_show_remove(pair, tmp_path):
 def test_missing_kernel_extensions_are_named(tmp_path):
     (tmp_path / "ip6_tables_matches").write_text("conntrack\ncomment\nicmp6\nhl\nmultiport\nudp\ntcp\n")
     (tmp_path / "ip6_tables_targets").write_text("ERROR\n")
-    assert firewall.missing_extensions(str(tmp_path)) == ["match hashlimit", "target NFLOG"]
+    assert firewall.missing_extensions(str(tmp_path)) == ["match hashlimit", "match set", "target NFLOG"]
     assert firewall.missing_extensions(str(tmp_path / "nowhere")) == ["ip6_tables (no /proc/net/ip6_tables_*)"]
 
 
@@ -321,3 +321,93 @@ def test_over_ipv4_every_service_answers_the_lan_only(pair):
     assert json.loads(in_ns(nets, peer, IPV4_PROBE, "203.0.113.1")) == {"mdns": "silent", "ssh": "silent"}
     counted = nets.exec(app, ["iptables-legacy", "-S", "HW-IN4", "-v"]).stdout
     assert re.search(r'services are LAN-only" -c (\d+)', counted).group(1) != "0", counted
+
+
+# -- floods from many sources (tests/lab/flood.py: any source address, one socket) ----------------
+def flood_from(nets, ns, network, sources, step_bits, ports=1, target=APP) -> int:
+    done = nets.exec(ns, [sys.executable, "-m", "tests.lab.flood", target, network, "--sources", str(sources),
+                          "--step-bits", str(step_bits), "--ports", str(ports)], cwd=repo_root(), timeout=120)
+    return json.loads(done.stdout)["sent"]
+
+
+def chain_counts(nets, ns) -> dict:
+    return json.loads(in_ns(nets, ns, """
+        import json
+        from appliance.host import firewall
+        print(json.dumps({"counters": firewall.counters(6, "HW-IN"), "flood": firewall.flood_counts()}))
+    """))
+
+
+def test_a_network_rotating_addresses_is_limited_as_one_source(pair):
+    """Sources in 3,000 different /64s of one /48 (the flood that stored 60,000 scans): the /48 limit
+    holds them to one network's share, while a scanner elsewhere is untouched; every packet that
+    was not logged is counted."""
+    nets, app, peer = pair
+    assert apply_in(nets, app, rate=100, burst=200) == []  # a /48 may send 200/s, burst 1600
+    sent = flood_from(nets, peer, "2001:db8:77::/48", 3000, 64, ports=2)
+    other = flood_from(nets, peer, "2001:db8:4400::/40", 1, 64, ports=50)
+    counts = chain_counts(nets, app)
+    logged = counts["counters"]["HarvestWatch: log new inbound"]
+    by_tier = counts["counters"]
+    assert by_tier["HarvestWatch: flood limit per /48"] >= sent - 2000, counts  # the burst and two seconds' rate
+    assert by_tier["HarvestWatch: flood limit per /64"] == 0, counts
+    assert logged + counts["flood"]["flood"] == sent + other, counts
+    assert counts["flood"]["flood-table"] == 0, counts
+    assert logged >= 1600 + other, "the other network's 50 packets must all be logged"
+
+
+def test_a_full_source_table_is_counted_not_silent(pair):
+    """70,000 sources, each in a /64 of its own, fill the per-/64 table (65,536 entries): the kernel
+    drops the rest without counting them anywhere; the firewall's accounting names them."""
+    nets, app, peer = pair
+    assert apply_in(nets, app, rate=100_000, burst=200_000, rate_total=100_000) == []
+    sent = flood_from(nets, peer, "2001:db8:80::/41", 70_000, 64)
+    counts = chain_counts(nets, app)
+    logged = counts["counters"]["HarvestWatch: log new inbound"]
+    overflow = counts["flood"]["flood-table"]
+    assert counts["flood"]["flood"] == 0, counts
+    assert logged <= firewall.TABLE_MAX, counts
+    # Exact but for the one packet per CPU that the reading allows to be between two rules.
+    assert sent - logged - os.cpu_count() <= overflow <= sent - logged, counts
+    assert overflow >= 70_000 - firewall.TABLE_MAX - os.cpu_count(), counts
+
+
+PROBE = "2001:db8:1:1::7"
+
+
+def test_probe_addresses_are_logged_while_a_flood_from_everywhere_is_limited(pair):
+    """A flood from 4,000 networks empties the total limit (10/s, burst 80); a scan of a watched probe
+    address that comes meanwhile is logged whole, a scan of the appliance's own address is not."""
+    nets, app, peer = pair
+    nets.address(app, "eth0", f"{PROBE}/64")
+    # The lab is one /32 (2001:db8::/32): per-source limits above the total, so the total is what limits.
+    assert apply_in(nets, app, rate=1000, burst=2000, rate_total=10) == []
+    in_ns(nets, app, f"from appliance.host import probe_set; probe_set.add({PROBE!r}, 60)")
+    members = in_ns(nets, app, "from appliance.host import probe_set; print(probe_set.members())")
+    assert PROBE in members
+    result = json.loads(in_ns(nets, app, """
+        import json, subprocess, sys
+        from appliance.capture.nflog import NflogReader
+        reader = NflogReader(int(sys.argv[1]))
+        def flood(target, network, sources, ports):
+            subprocess.run(["ip", "netns", "exec", sys.argv[2], sys.executable, "-m", "tests.lab.flood", target,
+                            network, "--sources", str(sources), "--step-bits", "48", "--ports", str(ports)],
+                           check=True, capture_output=True, timeout=60)
+        flood(sys.argv[3], "2001:db8:8000::/33", 4000, 1)          # the flood
+        flood(sys.argv[4], "2001:db8:4400::/40", 1, 40)            # a scan of the probe address
+        flood(sys.argv[3], "2001:db8:4500::/40", 1, 40)            # a scan of the appliance's address
+        logged = {}
+        for _ in range(50):
+            batch = reader.read_available()
+            if not batch:
+                break
+            for p in batch:
+                logged[p.dst + " " + p.src] = logged.get(p.dst + " " + p.src, 0) + 1
+        print(json.dumps(logged))
+    """, str(GROUP), peer, APP, PROBE, timeout=120))
+    assert result.get(f"{PROBE} 2001:db8:4400::1") == 40, result
+    assert result.get(f"{APP} 2001:db8:4500::1", 0) < 40, result
+    counts = chain_counts(nets, app)["flood"]
+    to_appliance = sum(n for key, n in result.items() if key.startswith(APP + " "))
+    assert to_appliance + counts["flood"] == 4000 + 40, (counts, result)  # what was not logged is counted
+    assert counts["probe-flood"] == 0 and counts["flood-table"] == 0, counts

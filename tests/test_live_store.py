@@ -121,9 +121,14 @@ def test_a_window_the_capture_did_not_see_whole_is_unverified_not_clean(tmp_path
     assert verdicts[OTHER]["verdict"] == "unverified"
     assert verdicts[OTHER]["unverified_why"].startswith(
         "the capture missed packets during the window (the daemon was not running, 600 s from ")
-    store.add_gap(done - 10, done - 10, "flood-limit", 120)  # packets dropped in the later window too
-    assert store.server_verdicts(done)[0]["verdict"] == "unverified"
+    # A flood limited elsewhere (probe addresses have their own limit, their scans no quota) hides
+    # nothing about a probe address; a flood at the probe addresses does.
+    for spared in ("flood", "flood-table", "scan-cap", "episode-cap"):
+        store.add_gap(done - 10, done - 10, spared, 120)
+    assert {v["server"]: v["verdict"] for v in store.server_verdicts(done)} == {HONEST: "clean", OTHER: "unverified"}
+    store.add_gap(done - 10, done - 10, "probe-flood", 120)  # packets dropped in the later window too
     assert {v["verdict"] for v in store.server_verdicts(done)} == {"unverified"}
+    assert "a flood at the probe addresses went over their limit" in store.server_verdicts(done)[0]["unverified_why"]
     store.close()
 
 

@@ -79,6 +79,6 @@ def test_skipped_lines_are_counted_by_reason_and_summed_up():
     parser = NetfilterParser(clock_of(clock), Counter())
     assert parser.parse(b"\n".join(line for _, line in cases) + b"\n\n") == []
     assert parser.skipped == Counter(expected["skip"] for expected, _ in cases)
-    assert summarize_skips(parser.lines, parser.records, parser.skipped) == (
-        "read 12 lines: 0 packet records, skipped 12 (bad-address 3, bad-port 1, bad-protocol 2, "
+    assert summarize_skips(parser.lines, parser.records, parser.skipped, parser.empty) == (
+        "read 13 lines (1 empty): 0 packet records, skipped 12 (bad-address 3, bad-port 1, bad-protocol 2, "
         "bad-timestamp 1, no-timestamp 1, not-kernel 1, not-netfilter 1, truncated 2)")

@@ -103,7 +103,8 @@ def test_reports_list_every_scans_candidates_in_rank_order_across_fetch_chunks(t
     rows = store.scans(ids)
     store.select_scans(ids)
     out = io.StringIO()
-    write_json(out, store, parameters={}, result=SimpleNamespace(lines=0, records=0, skipped={}, touches={}))
+    result = SimpleNamespace(lines=0, empty=0, out_of_order=0, records=0, skipped={}, touches={})
+    write_json(out, store, parameters={}, result=result)
     document = json.loads(out.getvalue())
     documents = document["scans"]
     assert [d["id"] for d in documents] == ids

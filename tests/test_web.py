@@ -118,7 +118,7 @@ def test_overview_says_it_works_and_names_the_harvester(site, realistic):
     html = site.html("/")
     health = text_of(html[html.index('<dl class="health">'):html.index("</dl>")])
     assert "Daemon running · last heartbeat" in health
-    assert "Firewall rules in force" in health and "120 packets dropped by the flood limit" in health
+    assert "Firewall rules in force" in health and "120 packets dropped unlogged by the flood limits" in health
     assert "Privacy addresses in force" in health
     assert f"Global prefix {ws.PREFIX}" in health
     assert "Prober probing · 4 live probe addresses (cap 500)" in health
@@ -130,6 +130,9 @@ def test_overview_says_it_works_and_names_the_harvester(site, realistic):
     assert ("Reachable from the internet declared open: the configuration says the router lets all inbound IPv6 "
             "through") in health
     assert "Unsolicited packets from the internet, last 24 h: TCP 120, UDP 16" in health
+    assert "cap 512 MB, 3000 MB free on the disk" in health and "DISK FULL" not in health
+    assert "ordinary records kept 90 days, evidence always" in health
+    assert "deleted 40 contacts, 12 scans" in health
     for number, label in ((1, "confirmed harvesters"), (1, "suspects"), (1, "being watched"), (1, "clean servers"),
                           (1, "unverified"), (5, "scans"), (6, "scanners in 5 families"), (6, "probes sent")):
         assert f"<div><b>{number}</b>{label}</div>" in html
@@ -343,7 +346,7 @@ def test_json_documents(site, realistic):
     overview = site.json("/api/overview")
     assert list(overview) == ["generated", "daemon", "firewall", "privacy", "prober", "clock", "last_record",
                               "capture", "skipped_lines", "gaps", "daemon_clock", "reachability", "inbound_24h",
-                              "numbers", "latest_harvester", "timeline"]
+                              "storage", "numbers", "latest_harvester", "timeline"]
     assert overview["daemon"]["alive"] is True and overview["daemon"]["seen"] is True
     assert overview["numbers"] == {"scans": 5, "sweeps": 1, "scanners": 6, "scanner_families": 5, "probes": 6,
                                    "servers": 6, "harvesters": 1, "suspects": 1, "watching": 1, "clean": 1,

@@ -242,9 +242,12 @@ def _daemon_status(now: float, hostile: bool) -> dict:
                                                         "temp_valid_lft": 2400},
                     "problems": privacy_problems, "restored": []},
         "firewall": {"in_force": not hostile, "problems": firewall_problems, "backend": "iptables-legacy",
-                     "lan_prefixes": [PREFIX], "flood_dropped": 120},
+                     "lan_prefixes": [PREFIX], "flood_dropped": {"flood": 100, "flood-table": 20}},
         "prober": prober,
         "rdns": {SCANNER_1: RDNS_HOSTILE if hostile else RDNS},
+        "store": {"keep_days": 90, "max_bytes": 512_000_000, "used_bytes": 1, "file_bytes": 1, "oldest": now - 7200,
+                  "free_bytes": 0 if hostile else 3_000_000_000, "disk_full_since": now - 300 if hostile else None,
+                  "pruned": {"at": now - 60, "deleted": {"scans": 12, "contacts": 40}}},
     }
 
 

@@ -7,7 +7,8 @@ our own host contacting many servers is not a sweep).
 
 Packets are grouped into episodes per (source, destination): an episode goes on while packets
 keep arriving less than `window` seconds apart, and is judged when it goes quiet. Memory is
-bounded by what arrived within the last window, never by the length of the input.
+bounded by what arrived within the last window, never by the length of the input, and in the
+live daemon also by a number of episodes (a flood from many sources: what is refused is counted).
 """
 from __future__ import annotations
 
@@ -83,7 +84,12 @@ class ScanDetector:
     """Feed packets in time order; `emit` is called with each finished Scan."""
 
     def __init__(self, emit: Callable[[Scan], None], *, min_ports: int, window: float, min_hosts: int,
-                 candidates: Callable[[str, float], list] | None = None):
+                 candidates: Callable[[str, float], list] | None = None, max_open: int | None = None,
+                 keep: Callable[[str], bool] | None = None):
+        """`max_open`: at most this many pair (and as many sweep) episodes at once; a packet that
+        would open one more is not followed and is counted in `refused`, unless `keep(destination)`
+        (a probe address): those may open twice as many, beyond which they count in `refused_keep`.
+        None (analyze): no bound but the window's."""
         self.emit = emit
         # The settings' own limits (appliance/settings.py): SettingError, a ValueError, if outside them.
         self.min_ports, self.window, self.min_hosts = (
@@ -93,10 +99,24 @@ class ScanDetector:
         self._pairs: dict[tuple[str, str], list] = {}
         self._sources: dict[str, list] = {}
         self._next_expiry = float("-inf")
+        self.max_open, self.keep = max_open, keep or (lambda address: False)
+        self.refused = self.refused_keep = 0
+
+    def _full(self, table: dict, dst: str) -> bool:
+        """Whether a new episode in `table` must be refused (counted as such)."""
+        if len(table) < self.max_open:
+            return False
+        if self.keep(dst):
+            if len(table) < 2 * self.max_open:
+                return False
+            self.refused_keep += 1
+        else:
+            self.refused += 1
+        return True
 
     def feed(self, packets: list[Packet]) -> None:
         pairs, sources = self._pairs, self._sources
-        window, min_ports = self.window, self.min_ports
+        window, min_ports, max_open = self.window, self.min_ports, self.max_open
         next_expiry = self._next_expiry
         # A scan arrives as a run of packets of one pair (and of one source): the episodes of the
         # last pair and source are kept at hand, which spares most packets a dictionary look-up.
@@ -112,6 +132,9 @@ class ScanDetector:
             if episode is None or ts - episode[_LAST] > window:
                 if episode is not None:
                     self._close_pair(episode)
+                elif max_open is not None and self._full(pairs, dst):
+                    pair_src = None
+                    continue
                 episode = pairs[src, dst] = [ts, ts, {}, 0, src, dst, None]
             elif ts > episode[_LAST]:
                 episode[_LAST] = ts
@@ -129,6 +152,9 @@ class ScanDetector:
                 if sweep is None or ts - sweep[_LAST] > window:
                     if sweep is not None:
                         self._close_sweep(sweep)
+                    elif max_open is not None and self._full(sources, dst):
+                        sweep_src = None
+                        continue
                     sweep = sources[src] = [ts, ts, {}, 0, src, None, set()]
                 elif ts > sweep[_LAST]:
                     sweep[_LAST] = ts

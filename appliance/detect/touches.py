@@ -48,6 +48,9 @@ class TouchDetector:
             return packets
         return [p for p in packets if p[6] is not OUTBOUND or p[1] not in watched or self.lan.is_outside(p[2])]
 
+    def is_watched(self, address: str) -> bool:
+        return address in self._watched
+
     @property
     def watched(self) -> int:
         return len(self._watched)

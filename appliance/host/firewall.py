@@ -2,9 +2,20 @@
 
 Every new inbound IPv6 packet that is not the LAN talking to the appliance's own services, or
 traffic IPv6 itself needs, is handed to NFLOG (the capture) and dropped; every new outbound
-packet is handed to NFLOG (the trigger history). A per-source-/64 rate limit in front of the
-inbound NFLOG bounds what a flood can cost, far above what a scan of a few thousand ports needs.
-The small IPv4 part keeps every service (SSH, the page, mDNS) LAN-only over IPv4 too.
+packet is handed to NFLOG (the trigger history). The small IPv4 part keeps every service (SSH, the
+page, mDNS) LAN-only over IPv4 too.
+
+Floods are limited in tiers, so that what a flood costs is bounded and what it hides is counted:
+- packets to a watched probe address (the ipset `HW-PROBES`, filled by the daemon as it probes, each
+  entry expiring with its window) come first, with a limit of their own: a flood from elsewhere
+  never crowds out the evidence that matters;
+- then per source /64, /48 and /32 (hashlimit), fine first, so a network that rotates addresses
+  is one source, and a flood from one /48 leaves the rest of its /32 (an ISP's other customers)
+  their share;
+- then a total over all sources (what the daemon is sized for), for floods from many networks.
+Each limit drops unlogged and is counted by its rule; the hashlimit tables are bounded, and a
+packet dropped because a table was full (the kernel counts it nowhere) is counted as the packets
+that reached the tiers minus those the tiers dropped or logged.
 
 Each rule is written once, below, in `ip6tables -S` syntax, and goes to the kernel through
 `ip6tables-legacy-restore --noflush`: parsed by iptables itself, one transaction per table, nothing
@@ -32,11 +43,26 @@ from dataclasses import dataclass
 
 from ..lan import IPV4_PRIVATE, LINK_LOCAL, ULA, lan_prefix
 from ..settings import CONFIG_PATH
-from . import kernel_rules
+from . import kernel_rules, probe_set
 
 CHAIN_IN, CHAIN_OUT, CHAIN_IN4 = "HW-IN", "HW-OUT", "HW-IN4"
-FLOOD_COMMENT = "HarvestWatch: flood limit"
-HTABLE_EXPIRE_MS = 60_000       # without it the kernel rejects the hashlimit rule (EINVAL)
+PROBE_SET = probe_set.NAME
+# The limits, each a rule whose counter is what it dropped, and the reason that count is recorded under.
+PROBE_LIMIT = "HarvestWatch: flood limit, probe addresses"
+TIER_LIMITS = {64: "HarvestWatch: flood limit per /64", 48: "HarvestWatch: flood limit per /48",
+               32: "HarvestWatch: flood limit per /32", None: "HarvestWatch: flood limit, all sources"}
+REACHED = "HarvestWatch: reached the flood limits"
+LOGGED = "HarvestWatch: log new inbound"
+# Per tier, (rate, burst) as multiples of the /64's: a /48 may send twice what one /64 may, a /32
+# four times (coarse networks hold many hosts); both burst eight times, so that a scan spread over a
+# site (200 hosts x 100 ports in a fifth of a second) passes whole. Fine first: a /48's flood is cut
+# at the /48 tier, and what reaches the /32 tier leaves the other networks of that /32 (an ISP's
+# other customers) their share.
+TIER_SCALE = {64: (1, 1), 48: (2, 8), 32: (4, 8)}
+BURST_MAX = 1_000_000            # the most hashlimit takes
+HASHLIMIT_SCALE = 1_000_000      # hashlimit's time unit per second (revision 2 and later)
+TOTAL_BURST_SECONDS = 16         # the total's (and the probe addresses') burst: this many seconds of its rate
+TABLE_SIZE, TABLE_MAX = 4096, 65536  # buckets and most entries of each per-source table (kernel memory)
 LAN_LINK_LOCAL, LAN_ULA, IPV4_LAN = LINK_LOCAL, ULA, IPV4_PRIVATE
 ICMPV6_ERRORS = (1, 2, 3, 4)               # unreachable, packet too big (PMTU), time exceeded, parameter problem
 NDP_TYPES = (133, 134, 135, 136, 137)      # router/neighbour solicitation and advertisement, redirect
@@ -46,7 +72,7 @@ COMMANDS = {6: "ip6tables-legacy", 4: "iptables-legacy"}
 RESTORE = {6: "ip6tables-legacy-restore", 4: "iptables-legacy-restore"}
 HOOKS = {CHAIN_IN: (6, "INPUT"), CHAIN_OUT: (6, "OUTPUT"), CHAIN_IN4: (4, "INPUT")}
 # Extensions the ruleset needs, as the kernel lists them once loaded (for a clear error).
-NEEDED = {"matches": ("conntrack", "comment", "icmp6", "hl", "multiport", "hashlimit", "udp", "tcp"),
+NEEDED = {"matches": ("conntrack", "comment", "icmp6", "hl", "multiport", "hashlimit", "set", "udp", "tcp"),
           "targets": ("NFLOG",)}
 SINGULAR = {"matches": "match", "targets": "target"}
 
@@ -62,16 +88,47 @@ class Ruleset:
     nflog_group: int = 5
     rate: int = 500                        # logged packets/s per source /64 before the flood limit
     burst: int = 4000
+    rate_total: int = 2000                 # logged packets/s over all sources (and again for probe addresses)
 
     def __post_init__(self):
         prefixes = tuple(str(ipaddress.IPv6Network(p, strict=False)) for p in self.lan_prefixes)
         object.__setattr__(self, "lan_prefixes", tuple(dict.fromkeys(prefixes)))
         object.__setattr__(self, "tcp_services", tuple(int(p) for p in self.tcp_services))
 
-    @property
-    def flood_table(self) -> str:
-        # The kernel reuses a hashlimit table by name with its old settings: a new rate gets a new name.
-        return f"hw{self.rate:x}-{self.burst:x}"[:15]
+    def limits(self) -> list[str]:
+        """The flood limits, in `-S` syntax: probe addresses first, then /64, /48, /32, then the total."""
+        def hashlimit(label: str, rate: int, burst: int, srcmask: int | None) -> str:
+            burst = min(burst, BURST_MAX)
+            # The kernel keeps a cost per packet, millionths of a second (1e6 // rate): a high rate is
+            # enforced (and shown) as the rate that cost gives. Written as enforced, the text stays true.
+            rate = HASHLIMIT_SCALE // (HASHLIMIT_SCALE // rate)
+            # An entry idle for burst/rate seconds has its whole burst back, as a new one would:
+            # expiring it then changes nothing and keeps the table small.
+            expire = max(1000, -(-burst * 1000 // rate))
+            # The kernel reuses a table by name with its old settings: new settings get a new name.
+            name = f"hw{label}-{rate:x}-{burst:x}"[:15]
+            mode = " --hashlimit-mode srcip" if srcmask else ""
+            table = f" --hashlimit-htable-size {TABLE_SIZE} --hashlimit-htable-max {TABLE_MAX}" if srcmask else ""
+            mask = f" --hashlimit-srcmask {srcmask}" if srcmask else ""
+            return (f"-m hashlimit --hashlimit-above {rate}/sec --hashlimit-burst {burst}{mode} --hashlimit-name {name}"
+                    f"{table} --hashlimit-htable-expire {expire}{mask}")
+
+        total_burst = self.rate_total * TOTAL_BURST_SECONDS
+        probe = f"-m set --match-set {PROBE_SET} dst"
+        probe_limit = hashlimit("pr", self.rate_total, total_burst, None)
+        rules = [
+            f'{probe} -m comment --comment "{PROBE_LIMIT}" {probe_limit} -j DROP',
+            f'{probe} -m comment --comment "HarvestWatch: log probe-address traffic" -j NFLOG'
+            f' --nflog-group {self.nflog_group}',
+            f'{probe} -m comment --comment "HarvestWatch: drop logged probe-address traffic" -j DROP',
+            f'-m comment --comment "{REACHED}"',
+        ]
+        for prefix, (rate, burst) in TIER_SCALE.items():
+            rules.append(f'-m comment --comment "{TIER_LIMITS[prefix]}" '
+                         f'{hashlimit(str(prefix), self.rate * rate, self.burst * burst, prefix)} -j DROP')
+        rules.append(f'-m comment --comment "{TIER_LIMITS[None]}" '
+                     f'{hashlimit("all", self.rate_total, total_burst, None)} -j DROP')
+        return rules
 
     def chains(self) -> dict[str, list[str]]:
         """Chain name -> its rules, each in `-S` syntax without the leading `-A CHAIN`."""
@@ -87,10 +144,8 @@ class Ruleset:
             f"-s {LAN_LINK_LOCAL} -p udp -m udp --dport 546 -j ACCEPT",          # DHCPv6 client
             *(f"-s {net} -p udp -m udp --dport 5353 -j ACCEPT" for net in lan6),  # mDNS: harvestwatch.local
             *(f"-s {net} -p tcp -m multiport --dports {ports} -j ACCEPT" for net in lan6 if ports),
-            f'-m comment --comment "{FLOOD_COMMENT}" -m hashlimit --hashlimit-above {self.rate}/sec'
-            f" --hashlimit-burst {self.burst} --hashlimit-mode srcip --hashlimit-name {self.flood_table}"
-            f" --hashlimit-htable-expire {HTABLE_EXPIRE_MS} --hashlimit-srcmask 64 -j DROP",
-            f'-m comment --comment "HarvestWatch: log new inbound" -j NFLOG --nflog-group {self.nflog_group}',
+            *self.limits(),
+            f'-m comment --comment "{LOGGED}" -j NFLOG --nflog-group {self.nflog_group}',
             '-m comment --comment "HarvestWatch: drop what was logged" -j DROP',
         ]
         outbound = [
@@ -112,7 +167,12 @@ class Ruleset:
 # -- apply / remove (ip6tables-legacy-restore) --------------------------------------------------
 def apply(ruleset: Ruleset) -> None:
     """Install or replace the ruleset: our chains rebuilt, one jump to each first in its hook, in one
-    transaction per table (iptables-restore --noflush: nothing else in the table is touched)."""
+    transaction per table (iptables-restore --noflush: nothing else in the table is touched).
+    The probe addresses' set is made first (the rules name it); its entries are kept."""
+    try:
+        probe_set.ensure()
+    except probe_set.ProbeSetError as exc:
+        raise FirewallError(f"{exc} (the kernel needs ip_set and ip_set_hash_ip; this needs CAP_NET_ADMIN)") from None
     for family in (6, 4):
         script = ["*filter"]
         chains = {name: rules for name, rules in ruleset.chains().items() if HOOKS[name][0] == family}
@@ -136,6 +196,10 @@ def remove() -> None:
             script += [f"-F {name}", f"-X {name}"]
         if len(script) > 1:
             _restore(family, script, "remove")
+    try:
+        probe_set.destroy()
+    except probe_set.ProbeSetError as exc:
+        raise FirewallError(str(exc)) from None
 
 
 def _jumps(family: int, hook: str, chain: str) -> int:
@@ -237,18 +301,25 @@ def verify(ruleset: Ruleset) -> list[str]:
 
 
 def counters(family: int, chain: str) -> dict[str, int]:
-    """Packet counters of the chain's commented rules, by comment."""
+    """Packet counters of the chain's commented rules, by comment (the first rule of each comment)."""
     found = {}
     for line in saved_rules(family, chain, counters=True) or []:
         words = shlex.split(line)
         if "--comment" in words and "-c" in words:
-            found[words[words.index("--comment") + 1]] = int(words[words.index("-c") + 1])
+            found.setdefault(words[words.index("--comment") + 1], int(words[words.index("-c") + 1]))
     return found
 
 
-def flood_dropped() -> int:
-    """Packets the flood limit dropped unlogged since the ruleset was applied (0 if it is not)."""
-    return counters(6, CHAIN_IN).get(FLOOD_COMMENT, 0)
+def flood_counts() -> dict[str, int]:
+    """Packets dropped unlogged since the ruleset was applied, by gap reason: `probe-flood` (over
+    the probe addresses' own limit), `flood` (over a per-source or the total limit), `flood-table`
+    (a per-source table was full: reached the limits, yet neither limited nor logged)."""
+    found = counters(6, CHAIN_IN)
+    limited = sum(found.get(comment, 0) for comment in TIER_LIMITS.values())
+    # Counters are read rule by rule while packets flow: up to one packet per CPU may sit between
+    # two rules at that moment, and is not taken for a table overflow.
+    table_full = found.get(REACHED, 0) - limited - found.get(LOGGED, 0) - (os.cpu_count() or 1)
+    return {"probe-flood": found.get(PROBE_LIMIT, 0), "flood": limited, "flood-table": max(0, table_full)}
 
 
 def backend_note() -> str:
@@ -292,7 +363,7 @@ def _prefix_option(text: str) -> str:
 def ruleset_from_config(config, onlink: list[str]) -> Ruleset:
     f = config.firewall
     return Ruleset(lan_prefixes=(*config.appliance.lan_prefixes, *onlink), tcp_services=tuple(f.tcp_services),
-                   nflog_group=f.nflog_group, rate=f.rate, burst=f.burst)
+                   nflog_group=f.nflog_group, rate=f.rate, burst=f.burst, rate_total=f.rate_total)
 
 
 def main(args) -> int:

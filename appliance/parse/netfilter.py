@@ -59,6 +59,7 @@ SRC=(?P<src>[0-9a-fA-F:.]+)\ DST=(?P<dst>[0-9a-fA-F:.]+)\ [^\n]*
 PROTO=(?P<proto>[A-Za-z0-9]+)(?:\ SPT=(?P<spt>[0-9]+)\ DPT=(?P<dpt>[0-9]+)|\ TYPE=(?P<icmp>[0-9]+))?
 """
 _CHUNK_RX = re.compile(r"^(?:" + _WRAPPER + _FAST_BODY + r"(?P<rest>[^\n]*)|(?P<other>.+))$", re.M | re.X)
+_EMPTY_LINE_RX = re.compile(rb"^\n", re.M)  # a newline at a line's start: that line is empty
 _BODY_RX = re.compile(_BODY + r"(?P<rest>.*)$", re.X)
 _WRAPPER_SEARCH_RX = re.compile(
     r"(?:(?P<syslog>[A-Z][a-z]{2}\ [ 0-9][0-9]\ [0-9]{2}:[0-9]{2}:[0-9]{2})\ [^ ]+\ (?:kernel:\ )?"
@@ -211,11 +212,16 @@ class NetfilterParser:
         self.clock = clock
         self.skipped: Counter = skipped if skipped is not None else Counter()
         self.lines = 0
+        self.empty = 0       # of the lines, those with nothing on them
         self.records = 0
 
     # -- public ---------------------------------------------------------------------------
     def parse(self, block) -> list[Packet]:
-        """Parse a block of whole lines (bytes, as read from a log) into packets."""
+        """Parse a block of whole lines (bytes, as read from a log) into packets. Every line is
+        counted as read, empty ones too (as `wc -l` counts them, and one more for an unended last)."""
+        raw = block if block.__class__ is bytes else bytes(block)
+        self.lines += raw.count(b"\n") + (0 if not raw or raw.endswith(b"\n") else 1)
+        self.empty += len(_EMPTY_LINE_RX.findall(raw))
         return self._packets(line_fields(block))
 
     def parse_text(self, text: str) -> list[Packet]:
@@ -255,7 +261,6 @@ class NetfilterParser:
                 self.skipped[BAD_TIMESTAMP] += 1
                 continue
             append(_new_packet(Packet, (ts, src, dst, proto, sport, dport, direction, prefix)))
-        self.lines += len(items)
         self.records += len(packets)
         return packets
 
@@ -330,8 +335,16 @@ def _cut_short(rest: str) -> bool:
     return bool(rest.strip()) and "INCOMPLETE" not in rest
 
 
-def summarize_skips(lines: int, records: int, skipped: Counter) -> str:
+OUT_OF_ORDER_SLACK = 2.0  # seconds a record may lag behind the latest read (CPUs log concurrently)
+
+
+def summarize_skips(lines: int, records: int, skipped: Counter, empty: int = 0, out_of_order: int = 0) -> str:
     total = sum(skipped.values())
     detail = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
-    return (f"read {lines} lines: {records} packet records, skipped {total}"
+    text = (f"read {lines} lines{f' ({empty} empty)' if empty else ''}: {records} packet records, skipped {total}"
             + (f" ({detail})" if detail else ""))
+    if out_of_order:
+        text += (f"\nwarning: {out_of_order} records came more than {OUT_OF_ORDER_SLACK:g} s before one read earlier "
+                 "(the log is out "
+                 "of time order): scans and triggers among them may be missed; give the logs in time order")
+    return text

@@ -22,7 +22,8 @@ def write_json(out: TextIO, store, *, parameters: dict, result) -> None:
         "schema": SCHEMA_VERSION,
         "generator": "harvestwatch analyze",
         "parameters": parameters,
-        "input": {"lines": result.lines, "records": result.records,
+        "input": {"lines": result.lines, "empty_lines": result.empty, "out_of_order": result.out_of_order,
+                  "records": result.records,
                   "skipped": dict(sorted(result.skipped.items())),
                   "skipped_total": sum(result.skipped.values())},
     }

@@ -91,6 +91,14 @@ def write_status(out, store, *, as_json: bool = False) -> None:
         seen = status["inbound_24h"]
         out.write("unsolicited packets from the internet, last 24 h: "
                   + (", ".join(f"{proto} {n}" for proto, n in sorted(seen.items())) if seen else "none seen") + "\n")
+    kept = status.get("store")
+    if kept:
+        if kept.get("disk_full_since"):
+            out.write(f"store: DISK FULL since {iso(kept['disk_full_since'])}: new records are held in memory "
+                      "and written as room allows; free space on the disk to end it\n")
+        oldest = iso(kept["oldest"]) if kept.get("oldest") else "none"
+        out.write(f"store: {kept['used_bytes'] / 1e6:.1f} MB in use (cap {kept['max_bytes'] / 1e6:.0f} MB), oldest "
+                  f"record {oldest}; ordinary records kept {kept['keep_days']:g} days, evidence always\n")
     out.write(f"probes sent: {document['probes']}\n\nSERVERS\n")
     for server in document["servers"]:
         out.write(f"  {VERDICT_WORDS[server['verdict']]:<20} {server['server']:<40} {verdict_text(server, now)}"

@@ -21,6 +21,7 @@ from ..settings import default
 from ..words import Attribution
 from .live import LiveRecords
 from .queries import Queries
+from .retention import Retention
 from .rows import ports_text, targets_text
 
 
@@ -190,7 +191,7 @@ SUSPICION_ORDER = "(scans + 1.0) / (exposures + 2) DESC, score DESC"
 SUSPECT_ORDER = f"{SUSPICION_ORDER}, min_lag, proto, dst, dport"
 
 
-class Store(LiveRecords, Queries):
+class Store(LiveRecords, Queries, Retention):
     def __init__(self, path: str, *, readonly: bool = False, scratch: bool = False, shared: bool = False):
         """`scratch`: a store thrown away when the process ends (`analyze` without --db). It has
         nothing to keep safe from a power cut, so it writes without journal or syncs. `shared`: a
@@ -199,6 +200,9 @@ class Store(LiveRecords, Queries):
         # The prefix length that groups scanners into families (detect.family_prefix), for what is
         # written from here on: the daemon and analyze set it from their settings.
         self.family_prefix: int = default("detect.family_prefix")
+        # The most ports of one scan whose list is stored (the live daemon bounds what a flood of
+        # all-port scans writes); None: every one (analyze).
+        self.max_ports: int | None = None
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, check_same_thread=not shared)
         else:
@@ -266,8 +270,10 @@ class Store(LiveRecords, Queries):
         return ids
 
     def _scan_row(self, scan: Scan, import_id: int | None) -> tuple:
+        # port_count and protocols stay the true counts; the list may be its first max_ports entries.
+        ports = scan.ports if self.max_ports is None else scan.ports[:self.max_ports]
         return (scan.kind, scan.scanner, network_of(scan.scanner, self.family_prefix), scan.target, scan.start,
-                scan.end, scan.packets, len(scan.ports), ports_text(scan.ports), json.dumps(scan.protocols),
+                scan.end, scan.packets, len(scan.ports), ports_text(ports), json.dumps(scan.protocols),
                 targets_text(scan), import_id)
 
     def _scan_ids(self, scans: list[Scan]) -> list[int]:

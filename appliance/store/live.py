@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 
-from ..words import GAP_WORDS, Verdict
+from ..words import GAP_WORDS, SPARES_PROBES, Verdict
 
 # A server that was a trigger candidate stays a suspect until this many clean probes of it (whole
 # windows, untouched, reachable) were sent after its last candidacy.
@@ -172,8 +172,10 @@ class LiveRecords:
             "   AND h.lapsed IS NULL AND h.opened <= p.sent_at + ? AND h.held_until >= p.expires - ?) AS held, "
             "(SELECT group_concat(DISTINCT h.error) FROM pinholes h WHERE h.probe_id = p.id) AS pinhole_errors, "
             "(SELECT json_array(g.reason, g.start, g.end) FROM gaps g WHERE g.start <= p.expires "
-            "   AND g.end >= p.sent_at ORDER BY g.start LIMIT 1) AS gap "
-            "FROM probes p WHERE p.sent_at IS NOT NULL ORDER BY p.sent_at", (PINHOLE_SLACK, PINHOLE_SLACK))
+            f"   AND g.end >= p.sent_at AND g.reason NOT IN ({','.join('?' * len(SPARES_PROBES))}) "
+            "   ORDER BY g.start LIMIT 1) AS gap "
+            "FROM probes p WHERE p.sent_at IS NOT NULL ORDER BY p.sent_at",
+            (PINHOLE_SLACK, PINHOLE_SLACK, *SPARES_PROBES))
         outcomes = []
         for row in rows:
             outcome = dict(row)

@@ -123,6 +123,30 @@ def overview(store: Store, now: float | None = None) -> dict:
     }
 
 
+def _firewall(firewall: dict | None) -> dict | None:
+    """The daemon's firewall health, with the packets the flood limits dropped by reason and in all
+    (a store from before the tiered limits has one count: the per-/64 limit's)."""
+    if not firewall:
+        return firewall
+    dropped = firewall.get("flood_dropped") or {}
+    if not isinstance(dropped, dict):
+        dropped = {"flood-limit": dropped}
+    return {**firewall, "flood_dropped": dropped, "flood_dropped_total": sum(dropped.values())}
+
+
+def _storage(store: Store, kept: dict) -> dict:
+    """The store's size, its oldest record and its retention, as the daemon last wrote them (the
+    size and oldest record read here when no daemon did): what the page says about the disk."""
+    oldest = kept.get("oldest") if "oldest" in kept else store.oldest_record()
+    pruned = kept.get("pruned") or {}
+    return {"file_mb": round(store.file_bytes() / 1e6, 1), "used_mb": round(store.used_bytes() / 1e6, 1),
+            "oldest": _iso_or_none(oldest), "keep_days": kept.get("keep_days"),
+            "max_mb": round(kept["max_bytes"] / 1e6) if kept.get("max_bytes") else None,
+            "free_mb": round(kept["free_bytes"] / 1e6) if kept.get("free_bytes") is not None else None,
+            "disk_full_since": _iso_or_none(kept.get("disk_full_since")),
+            "pruned_at": _iso_or_none(pruned.get("at")), "pruned": pruned.get("deleted") or {}}
+
+
 def _stored_overview(store: Store) -> tuple[dict, dict]:
     """The daemon's status and the Overview's parts that do not depend on the time."""
     status = store.status()
@@ -130,7 +154,7 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
     offsets = store.recent_ntp_offsets(20)
     prober = status.get("prober") or {}
     return status, {
-        "firewall": status.get("firewall"),
+        "firewall": _firewall(status.get("firewall")),
         "privacy": status.get("privacy"),
         "prober": {"state": prober.get("state"), "reason": prober.get("reason"), "prefix": prober.get("prefix"),
                    "live_addresses": prober.get("live_addresses"), "max_live": prober.get("max_live"),
@@ -145,6 +169,7 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
         "daemon_clock": status.get("clock"),
         "reachability": prober.get("reachability"),
         "inbound_24h": status.get("inbound_24h"),
+        "storage": _storage(store, status.get("store") or {}),
         "numbers": {
             **store.scan_numbers(),
             "servers": len(verdicts),
@@ -273,8 +298,15 @@ SCANNERS_PER_FAMILY = 50  # a family of 60,000 addresses (one /48 spread) still 
 
 
 def scanners(store: Store, page: int = 1, per_page: int = PAGE_SIZE) -> dict:
-    """One page of scanner families, busiest first; each lists up to SCANNERS_PER_FAMILY addresses."""
+    """One page of scanner families, busiest first; each lists up to SCANNERS_PER_FAMILY addresses.
+    The first page (the one nearly every visit asks for) is kept until the next commit."""
     page = max(1, page)
+    if page == 1 and per_page == PAGE_SIZE:
+        return copy.deepcopy(memoized(store, "scanners", lambda: _scanners(store, 1, PAGE_SIZE)))
+    return _scanners(store, page, per_page)
+
+
+def _scanners(store: Store, page: int, per_page: int) -> dict:
     total, rows = store.scanner_page(per_page, (page - 1) * per_page, SCANNERS_PER_FAMILY)
     names = store.scanner_names()  # forward-confirmed reverse DNS only
     families: dict[str, dict] = {}

@@ -1,11 +1,12 @@
-"""Benchmark: the live daemon in the lab under a scan flood. Prints figures; asserts nothing.
+"""Benchmark: the live daemon in the lab under scans and floods. Prints figures; asserts nothing.
 
-Two floods of 20,000 UDP packets: 200 scanner addresses each send one packet to each of 100
-ports of the appliance, first from 200 different /64s (a distributed scan: every packet must be
-logged, 200 scans stored), then from 200 addresses of one /64 (one scanner rotating addresses:
-the per-/64 flood limit bounds what it costs, and the dropped packets are recorded as a gap).
-Reported per flood: daemon RSS and CPU, time until stored, packets logged and dropped; then the
-probe addresses held and the capture's loss counters.
+Phase "distributed scan": 200 scanner addresses in 200 different /64s each send one packet to each
+of 100 ports (20,000 packets): every packet must be logged, 200 scans stored.
+Then three floods of 60 s each at FLOOD_PPS packets/s (tests/lab/flood.py, any source address):
+from 100 addresses of one /64, from 30,000 /64s of one /48, from 30,000 different /48s. During each,
+a stranger scans a watched probe address (12 ports): is it stored whole?
+Reported per phase: packets sent, logged by the daemon, dropped by each flood limit, scans stored,
+store growth per minute, daemon RSS and CPU (peak against the unit's MemoryMax of 256 MB).
 Run by `make bench-live` (root; the lab's namespaces only, 2001:db8::/32).
 """
 from __future__ import annotations
@@ -23,21 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.lab.appliance import ApplianceDaemon, write_config  # noqa: E402
 from tests.lab.lab import Lab  # noqa: E402
+from tests.lab.netns import repo_root  # noqa: E402
 
-SOURCES, PORTS = 200, 100
-HEALTH_WAIT = 32  # the daemon's health check (flood counter) runs every 30 s
-
-FLOOD = r"""
-import socket, sys, time
-target, sources, ports = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
-started = time.time()
-for source in sources:
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
-        for port in range(20000, 20000 + ports):
-            s.sendto(b"", (target, port))
-print(time.time() - started)
-"""
+FLOOD_SECONDS, FLOOD_PPS = 60, 5000
+HEALTH_WAIT = 32  # the daemon reads the flood counters with its health check, every 30 s
+MEMORY_MAX_MIB = 256
+FLOODS = (  # name, network, sources, step bits, ports per source
+    ("one /64", "2001:db8:0:1::/64", 100, 128, FLOOD_SECONDS * FLOOD_PPS // 100),
+    ("one /48", "2001:db8::/48", 30_000, 64, FLOOD_SECONDS * FLOOD_PPS // 30_000),
+    ("many /48s", "2001:db8::/32", 30_000, 48, FLOOD_SECONDS * FLOOD_PPS // 30_000),
+)
 
 
 def process_figures(pid: int) -> dict:
@@ -48,13 +44,26 @@ def process_figures(pid: int) -> dict:
             "cpu_s": (int(fields[11]) + int(fields[12])) / ticks}
 
 
-def device_with(lab, ns: str, network: str) -> str:
-    net = ipaddress.ip_network(network)
-    for link in json.loads(lab.ns.exec(ns, ["ip", "-j", "-6", "addr", "show"]).stdout):
-        for address in link.get("addr_info", []):
-            if ipaddress.ip_address(address["local"]) in net:
-                return link["ifname"]
-    raise RuntimeError(f"no interface in {ns} holds an address of {network}")
+def snapshot(daemon) -> dict:
+    store = daemon.store()
+    try:
+        status = store.status()
+        gaps = dict(store.db.execute("SELECT reason, coalesce(sum(lost), 0) FROM gaps GROUP BY reason").fetchall())
+        scans = store.db.execute("SELECT count(*) FROM scans").fetchone()[0]
+    finally:
+        store.close()
+    size = sum(os.path.getsize(daemon.db_path + s) for s in ("", "-wal") if os.path.exists(daemon.db_path + s))
+    return {"inbound": status.get("counters", {}).get("inbound", 0), "gaps": gaps, "scans": scans, "bytes": size}
+
+
+def lab_networks(lab) -> list[str]:
+    return [lab.site_prefix, f"2001:db8:{lab.internet:x}::/48", f"2001:db8:{lab.scanners:x}::/48",
+            f"2001:db8:{lab.spreader:x}::/48"]
+
+
+def flood_cli(target, network, sources, step, ports, exclude=(), *extra):
+    return [sys.executable, "-m", "tests.lab.flood", target, network, "--sources", str(sources), "--step-bits",
+            str(step), "--ports", str(ports), *(f"--exclude={n}" for n in exclude), *extra]
 
 
 def main() -> int:
@@ -64,74 +73,67 @@ def main() -> int:
     work = Path(args.work) / "live"
     shutil.rmtree(work, ignore_errors=True)  # a fresh store: figures from this run only
     work.mkdir(parents=True)
-    with Lab(workdir=work / "lab", delay1=3, delay2=3600, router="open") as lab:
+    with Lab(workdir=work / "lab", delay1=3, delay2=3600, router="open", harvesters={}) as lab:
         state = work / "state"
         config = write_config(lab, work / "config.toml", state_dir=state, router="open")
         daemon = ApplianceDaemon(lab, config, state, work / "daemon.log").start()
-        daemon.wait_for(lambda s: s.status().get("prober", {}).get("state") == "probing", timeout=60)
+        probe_id, probe = daemon.wait_for(lambda s: s.watched_probes(time.time())[:1] and
+                                          tuple(s.watched_probes(time.time())[0])[:2], timeout=90)
         time.sleep(3)
         pid = daemon.process.pid
-
         scan_ns = lab.ns.name("scan1")
-        device = device_with(lab, scan_ns, lab.scanner_nets[0])
-        # Phase 1: 200 sources in 200 different /64s (a distributed scan): every packet must be logged.
-        # The lab's internet learns a /56 more of the scanners' /48, inside the lab's 2001:db8::/32.
-        scanners = ipaddress.ip_network(lab.scanner_nets[0]).supernet(new_prefix=48)
-        first = list(scanners.subnets(new_prefix=64))[0x1000:0x1000 + SOURCES]
-        spread = first[0].supernet(new_prefix=56)
-        lab.ns.exec(lab.net_ns, ["ip", "-6", "route", "add", str(spread), "via", lab.addresses["scan1"]])
-        spread_sources = [str(network[0x100]) for network in first]
-        # Phase 2: 200 sources in one /64 (one scanner rotating addresses): the flood limit bounds it.
-        one_net = ipaddress.ip_network(lab.scanner_nets[0])
-        packed_sources = [str(one_net[0x1000 + n]) for n in range(SOURCES)]
-        for source in spread_sources + packed_sources:
-            lab.ns.exec(scan_ns, ["ip", "addr", "add", f"{source}/128", "dev", device, "nodad"])
         target = lab.lan_address()
+        results = []
 
-        def scans_from(store, sources, since):
-            marks = ",".join("?" * len(sources))
-            return store.db.execute(f"SELECT count(*), coalesce(sum(packets), 0) FROM scans WHERE target=? AND "
-                                    f"end>=? AND scanner IN ({marks})", (target, since, *sources)).fetchone()
+        # The distributed scan: 200 /64s of the lab's scanner /48, each routed back through scan1.
+        scanners = ipaddress.ip_network(lab.scanner_nets[0]).supernet(new_prefix=48)
+        spread = list(scanners.subnets(new_prefix=64))[0x1000]
+        before, figures, started = snapshot(daemon), process_figures(pid), time.time()
+        done = lab.ns.exec(scan_ns, flood_cli(target, str(spread.supernet(new_prefix=56)), 200, 64, 100),
+                           cwd=repo_root(), timeout=300)
+        sent = json.loads(done.stdout)["sent"]
+        time.sleep(HEALTH_WAIT)
+        results.append(("distributed scan (200 /64s)", sent, before, snapshot(daemon), figures,
+                        process_figures(pid), time.time() - started, None))
 
-        results = {}
-        for phase, sources in (("200 /64s", spread_sources), ("one /64", packed_sources)):
-            before = process_figures(pid)
-            started = time.time()
-            sent = float(lab.ns.python(scan_ns, FLOOD, target, ",".join(sources), str(PORTS), timeout=120).stdout)
-            during = process_figures(pid)
-            want = SOURCES if phase == "200 /64s" else 1
-
-            def stored(store):
-                return scans_from(store, sources, started)[0] >= want
-            daemon.wait_for(stored, timeout=120)
-            time.sleep(HEALTH_WAIT)  # the flood-limit counter is read with the health check
+        for n, (name, network, sources, step, ports) in enumerate(FLOODS):
+            before, figures, started = snapshot(daemon), process_figures(pid), time.time()
+            # The many-/48s flood spares the lab's own networks and the /48 of the other floods.
+            exclude = [*lab_networks(lab), "2001:db8::/48"] if step == 48 else []
+            flood = lab.ns.popen(scan_ns, flood_cli(target, network, sources, step, ports, exclude,
+                                                    "--pps", str(FLOOD_PPS)), cwd=repo_root(), stdout=-1, text=True)
+            time.sleep(FLOOD_SECONDS / 2)
+            stranger_net = f"2001:db8:0:fff{n}::/64"  # in the flooding /48 itself for the first two
+            stranger = str(ipaddress.ip_network(stranger_net)[1])
+            lab.ns.exec(scan_ns, flood_cli(probe, stranger_net, 1, 128, 12, (), "--port-base", str(7000 + 100 * n)),
+                        cwd=repo_root(), timeout=60)
+            sent = json.loads(flood.communicate(timeout=FLOOD_SECONDS * 3)[0])["sent"] + 12
+            time.sleep(HEALTH_WAIT)
             store = daemon.store()
-            count, packets = scans_from(store, sources, started)
-            flood_gaps = store.db.execute("SELECT coalesce(sum(lost), 0) FROM gaps WHERE reason='flood-limit' "
-                                          "AND start>=?", (started,)).fetchone()[0]
+            touched = store.db.execute("SELECT count(*) FROM touches WHERE probe_id=? AND src=?",
+                                       (probe_id, stranger)).fetchone()[0]
             store.close()
-            after = process_figures(pid)
-            results[phase] = dict(sent=sent, stored_s=time.time() - started - HEALTH_WAIT, scans=count,
-                                  packets=packets, flood=flood_gaps, before=before, during=during, after=after)
-        store = daemon.store()
-        status = store.status()
-        gaps = [dict(g) for g in store.gaps()]
-        store.close()
+            results.append((f"flood from {name}", sent, before, snapshot(daemon), figures, process_figures(pid),
+                            time.time() - started, touched))
         daemon.stop()
 
-    for phase, r in results.items():
-        print(f"[{phase}] {SOURCES * PORTS} UDP packets from {SOURCES} sources sent in {r['sent']:.2f} s; "
-              f"stored within {r['stored_s']:.1f} s: {r['scans']} scans, {r['packets']} packets logged, "
-              f"{r['flood']} dropped by the flood limit (recorded as a gap)")
-        print(f"[{phase}] daemon RSS {r['before']['rss_mib']:.1f} -> {r['during']['rss_mib']:.1f} (right after "
-              f"sending) -> {r['after']['rss_mib']:.1f} MiB, peak so far {r['after']['peak_mib']:.1f} MiB; "
-              f"CPU {r['after']['cpu_s'] - r['before']['cpu_s']:.2f} s "
-              f"({(r['after']['cpu_s'] - r['before']['cpu_s']) / (SOURCES * PORTS) * 1e6:.0f} us/packet sent)")
-    prober = status.get("prober", {})
-    print(f"probe addresses held: {prober.get('live_addresses')} (cap {prober.get('max_live')})")
-    print(f"capture: {status.get('capture')}; gaps: {sorted({g['reason'] for g in gaps}) or 'none'}")
+    for name, sent, before, after, fig_before, fig_after, seconds, touched in results:
+        limited = {reason: after["gaps"].get(reason, 0) - before["gaps"].get(reason, 0)
+                   for reason in ("flood", "flood-table", "probe-flood", "episode-cap", "scan-cap", "overrun",
+                                  "seq-gap")}
+        logged = after["inbound"] - before["inbound"]
+        print(f"[{name}] sent {sent}; logged {logged}"
+              + "".join(f"; {reason} {n}" for reason, n in limited.items() if n)
+              + f"; unaccounted {sent - logged - limited['flood'] - limited['flood-table'] - limited['probe-flood']}")
+        grown = (after["bytes"] - before["bytes"]) / 1e6
+        print(f"[{name}] scans stored {after['scans'] - before['scans']}; store +{grown:.2f} MB "
+              f"({grown / (seconds / 60):.2f} MB/min over {seconds:.0f} s)"
+              + ("" if touched is None else
+                 f"; the probe address's 12-port scan during it: {touched} of 12 touches stored"))
+        cpu = fig_after["cpu_s"] - fig_before["cpu_s"]
+        print(f"[{name}] daemon RSS {fig_before['rss_mib']:.0f} -> {fig_after['rss_mib']:.0f} MiB, peak "
+              f"{fig_after['peak_mib']:.0f} MiB of the unit's {MEMORY_MAX_MIB}; CPU {cpu:.1f} s")
     return 0
-
 
 
 if __name__ == "__main__":
