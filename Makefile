@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := iptables iproute2 python3-venv radvd chrony dnsmasq-base nmap chromium wrk mmdebstrap miniupnpd-iptables
 WORK ?= /tmp/harvestwatch-demo
 DEMO_PORT ?= 8080
+DEMO_BIND ?= 127.0.0.1
 BENCH_LINES ?= 1000000
 
 # The SD-card image (outside CI: about 20 minutes on 2 cores; see README "The image").
@@ -69,7 +70,7 @@ lint: venv
 # The whole appliance against the network-namespace lab (router, pool DNS, honest NTP servers, a
 # harvester and its scanners), until Ctrl-C; everything stays inside namespaces in 2001:db8::/32.
 demo: system-deps venv
-	$(BIN)/python -m tests.lab.demo --work $(WORK) --port $(DEMO_PORT)
+	$(BIN)/python -m tests.lab.demo --work $(WORK) --port $(DEMO_PORT) --bind $(DEMO_BIND)
 
 # The analyzer alone on a synthetic appliance log (no root, no namespaces).
 demo-offline: venv

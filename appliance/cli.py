@@ -37,8 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     a = commands.add_parser("analyze", help="find scans and their trigger packets in existing kernel logs",
                             description="Read netfilter LOG lines (kern.log, syslog, journalctl -k, /dev/kmsg "
                             "dumps; plain or gzip; '-' for stdin), detect scans and sweeps, and list the "
-                            "packets sent from each scanned address before its scan.")
-    a.add_argument("files", nargs="+", metavar="FILE")
+                            "packets sent from each scanned address before its scan.",
+                            epilog="example: harvestwatch analyze --db evidence.sqlite /var/log/kern.log*",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("files", nargs="+", metavar="FILE",
+                   help="log files, oldest to newest in any order (rotated .gz too); '-' reads stdin")
     a.add_argument("--json", action="store_true", help="write one JSON document instead of the text report")
     a.add_argument("--db", metavar="PATH", help="keep the evidence in this SQLite store (created if missing)")
     a.add_argument("--year", type=_year, help="year of the first syslog line without one (default: year of the "
@@ -53,25 +56,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="boot time for /dev/kmsg and dmesg records (default: this machine's)")
 
     r = commands.add_parser("run", help="the live appliance: firewall, NFLOG capture, detection, prober",
-                            description="Run the appliance daemon (as its systemd unit does).")
+                            description="Run the appliance daemon (as its systemd unit does).",
+                            epilog="example: sudo harvestwatch run --config /etc/harvestwatch/config.toml",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
                    help=f"configuration file (default {CONFIG_PATH})")
 
     s = commands.add_parser("status", help="the daemon's state and the verdict per NTP server",
                             description="Read the store and print whether the appliance is working and "
-                            "what it found per NTP server (harvester / suspect / clean / unprobed).")
+                            "what it found per NTP server (harvester / suspect / clean / unprobed).",
+                            epilog="example: harvestwatch status --json | "
+                            "jq '.servers[] | select(.verdict==\"harvester\")'",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     where = s.add_mutually_exclusive_group()
     where.add_argument("--db", metavar="PATH", help="the store to read (default: the one the config names)")
-    where.add_argument("--config", default=CONFIG_PATH, metavar="PATH")
+    where.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
+                       help=f"the daemon's configuration file, for where its store is (default {CONFIG_PATH})")
     s.add_argument("--json", action="store_true", help="one JSON document")
 
     f = commands.add_parser("firewall", help="apply, verify, show or remove the HarvestWatch ruleset",
-                            description="The ip6tables ruleset (iptables-legacy) in this network namespace.")
+                            description="The ip6tables ruleset (iptables-legacy) in this network namespace.",
+                            epilog="example: sudo harvestwatch firewall show",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     from .host import firewall
     firewall.add_arguments(f)
 
     w = commands.add_parser("serve", help="the status page (Flask under gunicorn), LAN-only",
-                            description="Serve the status page over the store, read-only.")
+                            description="Serve the status page over the store, read-only.",
+                            epilog="example: harvestwatch serve --db evidence.sqlite --bind 127.0.0.1:8080",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     from .web.options import add_arguments as serve_arguments
     serve_arguments(w)
 
@@ -84,11 +97,27 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["synthlog"]:
         from .synthlog import main as synth_main
-        return synth_main(argv[1:])
+        try:
+            return synth_main(argv[1:])
+        except SystemExit as exc:  # --help, or a bad option
+            return exc.code
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a bad option (argparse said which): its exit status
         return exc.code
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): as other tools, stop quietly with SIGPIPE's status.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool a closed pipe ended
+
+
+def _run(args) -> int:
     if args.command == "run":
         from .daemon import main as run_daemon
         return run_daemon(args)
@@ -131,6 +160,8 @@ def run_status(args) -> int:
 
 def run_analyze(args) -> int:
     for path in args.files:
+        if path != "-" and os.path.isdir(path):
+            return fail(f"{path} is a directory: give the log files in it (e.g. {os.path.join(path, 'kern.log')})")
         if path != "-" and not os.access(path, os.R_OK):
             return fail(f"cannot read {path}: {'no such file' if not os.path.exists(path) else 'permission denied'}")
     settings = Settings(min_ports=args.min_ports, window=args.window, min_hosts=args.min_hosts,
@@ -165,6 +196,8 @@ def run_analyze(args) -> int:
         print(f"harvestwatch: store {db_path}: {exc}"
               + ("; free some space: what was stored before this point is intact" if full else ""), file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise
     except (OSError, StoreError) as exc:
         print(f"harvestwatch: {exc}", file=sys.stderr)
         return 1
@@ -173,6 +206,10 @@ def run_analyze(args) -> int:
             scratch.cleanup()
     print(summarize_skips(result.lines, result.records, result.skipped, result.empty, result.out_of_order),
           file=sys.stderr)
+    if not result.records:
+        print(f"warning: {'this input holds' if len(args.files) == 1 else 'these inputs hold'} no firewall log "
+              "records. HarvestWatch reads the kernel's netfilter LOG lines (ip6tables -j LOG) as kern.log, "
+              "syslog, journalctl -k, /dev/kmsg or dmesg write them, plain or gzip", file=sys.stderr)
     return 0
 
 

@@ -188,9 +188,12 @@ def generate(out, lines: int, seed: int = 1, quiet: int = 0) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="harvestwatch synthlog", description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = argparse.ArgumentParser(prog="harvestwatch synthlog", description=__doc__.split("\n")[0],
+                                     epilog="example: harvestwatch synthlog --lines 20000 -o demo.log "
+                                            "--truth demo-truth.json")
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines to write (default 1000000)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="the random seed: the same seed writes the same log (default 1)")
     parser.add_argument("--output", "-o", default="-", help="log file to write (default: stdout)")
     parser.add_argument("--truth", help="write the ground truth JSON here")
     parser.add_argument("--quiet", type=int, default=0, metavar="N",

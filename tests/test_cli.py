@@ -88,3 +88,40 @@ def test_empty_lines_are_read_lines_and_a_reversed_log_is_said_to_be_out_of_orde
     code, out, err = run_cli("analyze", "--json", "--year", "2016", reversed_log)
     import json
     assert json.loads(out)["input"]["out_of_order"] == count
+
+
+def test_a_users_mistakes_get_one_line_and_the_documented_status(tmp_path, run_cli):
+    code, _, err = run_cli("analyze", tmp_path)
+    assert code == 2 and "is a directory: give the log files in it" in err and "Errno" not in err
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    code, out, err = run_cli("analyze", passwd)
+    assert code == 0 and "0 scans" in out
+    assert "warning: this input holds no firewall log records" in err
+    code, _, err = run_cli("serve", "--bind", "127.0.0.1:99999")
+    assert code == 2 and "'127.0.0.1:99999' is not an address and port" in err and "Traceback" not in err
+    code, _, err = run_cli("status", "--config", tmp_path / "missing.toml")
+    assert code == 2 and "no such file" in err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    log = tmp_path / "k.log"
+    log.write_text(seed_log() * 20)
+    reader = subprocess.Popen([sys.executable, "-m", "appliance", "analyze", "--year", "2016", str(log)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.read(10)
+    reader.stdout.close()  # as `| head -c 10` does
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141 and "Errno" not in err and "Traceback" not in err
+
+
+def test_every_option_has_help_and_every_command_an_example(run_cli):
+    for command in ("analyze", "run", "status", "firewall", "serve", "synthlog"):
+        code, out, _ = run_cli(command, "--help")
+        assert code == 0 and ("example: harvestwatch" in out or "example: sudo harvestwatch" in out), command
+        # argparse prints an option's help after two spaces, or on the next line, indented deeper.
+        lines = out.split("options:")[1].split("example:")[0].splitlines()
+        bare = [line for n, line in enumerate(lines) if line.startswith("  -") and "  " not in line.strip()
+                and not (n + 1 < len(lines) and lines[n + 1].startswith("      ")
+                         and not lines[n + 1].strip().startswith("-"))]
+        assert not bare, (command, bare)

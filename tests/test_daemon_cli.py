@@ -42,3 +42,15 @@ def test_status_reads_a_store_filled_by_analyze(tmp_path):
     assert "daemon: not running" in text.stdout and "probes sent: 0" in text.stdout
     document = json.loads(harvestwatch("status", "--db", str(db), "--json").stdout)
     assert document["daemon"]["alive"] is False and document["servers"] == [] and document["probes"] == 0
+
+
+def test_status_of_a_stopped_daemon_says_its_state_is_from_when_it_ran(tmp_path):
+    from appliance.store.db import Store
+    db = tmp_path / "store.sqlite"
+    store = Store(str(db))
+    store.set_status({"heartbeat": 1_700_000_000.0, "clean_stop": True,
+                      "firewall": {"in_force": True, "problems": []}, "privacy": {"in_force": True, "problems": []}})
+    store.close()
+    text = harvestwatch("status", "--db", str(db)).stdout
+    stale = text.index("(the daemon is not running: what follows is as it last wrote it")
+    assert "daemon: not running" in text and stale < text.index("firewall: in force")

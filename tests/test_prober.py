@@ -300,13 +300,13 @@ def test_unplugged_interface_pauses_probing_and_stop_still_ends_the_thread(net, 
     prober.wait("probing", lambda s: state(s) == "probing" and len(sent(ledger(prober.db_path))) == 1, 10)
 
     lan.unplug()
-    gone = f"network interface '{lan.dev}' is gone (unplugged, renamed or deleted)"
+    gone = f"network interface '{lan.dev}' is not there (unplugged, renamed, deleted or never there"
     prober.wait("paused, naming the interface", lambda s: state(s) == "paused", 5)
     until = time.monotonic() + 1.0  # a while later: the thread lives on, still paused
     while time.monotonic() < until:
         snapshot = prober.snapshot()
         assert snapshot["alive"] and state(snapshot) == "paused", str(snapshot)
-        assert snapshot["status"]["reason"] == gone and snapshot["status"]["prefix"] is None
+        assert snapshot["status"]["reason"].startswith(gone) and snapshot["status"]["prefix"] is None
         time.sleep(0.2)
     assert len(ledger(prober.db_path)) == 1
 
@@ -326,7 +326,7 @@ def test_interface_unplugged_while_a_probe_waits_for_its_answer(net, lan, start_
         lan.unplug()  # within the 1 s the prober waits for an answer that will not come
         snapshot = prober.wait("the prober notices", lambda s: state(s) not in ("starting", "probing") and s, 8)
         assert state(snapshot) == "paused" and snapshot["alive"], str(snapshot)
-        assert snapshot["status"]["reason"] == f"network interface '{lan.dev}' is gone (unplugged, renamed or deleted)"
+        assert snapshot["status"]["reason"].startswith(f"network interface '{lan.dev}' is not there (unplugged")
         [row] = ledger(prober.db_path)
         assert (row["address"], row["sport"], row["kind"]) == (first["source"], first["sport"], "ntp")
         assert row["sent_at"] is not None and row["error"] == "no reply within 1 s"

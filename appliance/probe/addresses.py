@@ -64,7 +64,8 @@ class InterfaceGone(RuntimeError):
         self.ifname = ifname
 
     def __str__(self) -> str:
-        return f"network interface {self.ifname!r} is gone (unplugged, renamed or deleted)"
+        return (f"network interface {self.ifname!r} is not there (unplugged, renamed, deleted or never there: "
+                "`ip link` lists this machine's interfaces)")
 
 
 @dataclass(frozen=True)

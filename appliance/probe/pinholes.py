@@ -187,7 +187,7 @@ def default_router(interface: str) -> tuple[str, int]:
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=interface)
         if not found:
-            raise RouterError(f"network interface {interface!r} is gone")
+            raise RouterError(f"network interface {interface!r} is not there")
         index = found[0]
         for route in ipr.get_default_routes(family=socket.AF_INET6):
             if route.get_attr("RTA_OIF") == index and route.get_attr("RTA_GATEWAY"):

@@ -61,6 +61,9 @@ def write_status(out, store, *, as_json: bool = False) -> None:
     daemon, status, now = document["daemon"], document["status"], document["now"]
     out.write(f"daemon: {'running' if daemon['alive'] else 'not running'}"
               f"{', last heartbeat ' + iso(daemon['heartbeat']) if daemon['heartbeat'] else ''}\n")
+    if daemon["heartbeat"] and not daemon["alive"]:
+        out.write("  (the daemon is not running: what follows is as it last wrote it, not the state now; "
+                  "the firewall and the privacy settings may have changed since)\n")
     clock = status.get("clock")
     if clock is not None:
         out.write(f"clock: {clock['detail']}\n" if clock.get("synchronised") else

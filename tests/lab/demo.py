@@ -35,7 +35,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make demo")
     parser.add_argument("--work", default="/tmp/harvestwatch-demo")
     parser.add_argument("--minutes", type=float, default=60.0, help="stop by itself after this long")
-    parser.add_argument("--port", type=int, default=8080, help="the status page on http://127.0.0.1:PORT/")
+    parser.add_argument("--port", type=int, default=8080, help="the status page's port (default 8080)")
+    parser.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                        help="the status page's address (default 127.0.0.1; 0.0.0.0 or :: to open it from "
+                             "another machine of your LAN, which the page lets in: private and link-local "
+                             "addresses only)")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -61,12 +65,14 @@ def main(argv=None) -> int:
         print("harvesters " + ", ".join(f"{name} {address}" for name, address in lab.harvesters.items())
               + f"; honest {' '.join(lab.honest)}")
         print(f"daemon log: {work / 'daemon.log'}   store: {daemon.db_path}")
-        # The page runs outside the lab, on this machine's loopback: it only reads the store file.
+        # The page runs outside the lab, on this machine (loopback unless --bind): it only reads the store.
+        host = f"[{args.bind}]" if ":" in args.bind else args.bind
         page = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--db", daemon.db_path,
-                                 "--bind", f"127.0.0.1:{args.port}", "--workers", "1"],
+                                 "--bind", f"{host}:{args.port}", "--workers", "1"],
                                 stdout=subprocess.DEVNULL, stderr=open(work / "page.log", "w"))
         print(f"status: .venv/bin/harvestwatch status --db {daemon.db_path}")
-        print(f"\n    open http://127.0.0.1:{args.port}/   (the status page; log {work / 'page.log'})\n")
+        shown_host = "THIS-MACHINE'S-ADDRESS" if args.bind in ("0.0.0.0", "::") else host
+        print(f"\n    open http://{shown_host}:{args.port}/   (the status page; log {work / 'page.log'})\n")
         print("Ctrl-C stops the demo and removes the lab.\n", flush=True)
         deadline = time.monotonic() + args.minutes * 60
         shown = ""
