@@ -114,6 +114,11 @@ class Daemon:
             if config.detect.scanner_names else None
         if namer:
             namer.start()
+        notifier = None
+        if config.notify.urls:
+            from .notify import Notifier
+            notifier = Notifier(config.notify.urls, config.db_path)
+            notifier.start()
         selector = selectors.DefaultSelector()
         selector.register(reader.fileno(), selectors.EVENT_READ)
         log.info("capturing NFLOG group %d on %s; store %s", config.firewall.nflog_group,
@@ -147,7 +152,7 @@ class Daemon:
                                   **({"synced_heartbeat": time.time()} if self.synced else {})})
             log.info("stopped cleanly")
         finally:
-            for thread in (prober, namer):
+            for thread in (prober, namer, notifier):
                 if thread:
                     thread.stop()
                     thread.join(timeout=10)

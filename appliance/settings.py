@@ -192,6 +192,9 @@ SETTINGS = (
             minimum=60, maximum=ADDRESS_LIFETIME_MAX),
     Setting("privacy", "temp_valid_lft", 2400, "seconds a temporary address stays valid (longer than preferred)",
             minimum=60, maximum=ADDRESS_LIFETIME_MAX),
+    Setting("notify", "urls", [],
+            "where to tell about a confirmed harvester and a lost firewall, clock or reachability, once each: "
+            "Apprise URLs (mailto://user:pass@example.com, ntfys://topic, tgram://token/chat, json://host/path)"),
     Setting("store", "flush_every", 5.0, "seconds between batched writes (fewer, larger writes for an SD card)",
             minimum=POSITIVE),
     Setting("store", "keep_days", 90.0,

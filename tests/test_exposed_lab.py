@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 import time
 
 import pytest
@@ -28,18 +29,40 @@ def lab_daemon(tmp_path_factory, start_lab):
     with start_lab(tmp_path_factory.mktemp("lab"), harvesters=PLANS, router="open") as lab:
         work = tmp_path_factory.mktemp("appliance")
         state = work / "state"
+        # A webhook receiver beside the daemon, on the appliance's own loopback: what it is told.
+        told = work / "told.jsonl"
+        receiver = lab.ns.popen(lab.lan_ns, [sys.executable, "-c", RECEIVER, str(told)])
         config = write_config(lab, work / "config.toml", state_dir=state, router="open", family_prefix=48,
-                              observation=3600)
+                              observation=3600, notify=(f"json://[::1]:{RECEIVER_PORT}/hook",))
         daemon = ApplianceDaemon(lab, config, state, work / "daemon.log").start()
+        daemon.told = told
         daemon.wait_for(lambda store: store.status().get("firewall", {}).get("in_force"), timeout=30)
         listeners = [lab.ns.popen(lab.lan_ns, ["python3", "-c", LISTENER, str(port)]) for port in SERVICE_PORTS]
         try:
             yield lab, daemon
         finally:
             daemon.stop()
+            receiver.kill()
             for listener in listeners:
                 listener.kill()
 
+
+RECEIVER_PORT = 8765
+RECEIVER = """
+import http.server, json, socket, sys
+class Server(http.server.HTTPServer):
+    address_family = socket.AF_INET6
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(sys.argv[1], "a") as out:
+            out.write(json.dumps(json.loads(body)) + "\\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+Server(("::1", %d), Handler).serve_forever()
+""" % RECEIVER_PORT
 
 LISTENER = """
 import socket, sys
@@ -175,3 +198,23 @@ def test_an_open_router_is_taken_as_declared_and_never_asked(lab_daemon):
     # The passive sign of an open door: the harvesters' scans, counted per protocol in the status.
     # The spreading harvester alone sends 100 SYNs (20 sources, 5 ports each).
     daemon.wait_for(lambda s: s.status().get("inbound_24h", {}).get("TCP", 0) >= 100, timeout=60)
+
+
+def test_each_confirmed_harvester_is_told_once(lab_daemon):
+    lab, daemon = lab_daemon
+    harvesters = {lab.harvesters[name] for name in PLANS}
+
+    def told():
+        if not daemon.told.exists():
+            return []
+        return [json.loads(line)["title"] for line in daemon.told.read_text().splitlines()]
+
+    def all_told(store):
+        titles = told()
+        return titles if all(any(address in title for title in titles) for address in harvesters) else None
+    daemon.wait_for(all_told, timeout=120)
+    time.sleep(35)  # another check of the notifier: nothing is told twice
+    titles = told()
+    for address in harvesters:
+        assert sum(address in title for title in titles) == 1, titles
+    assert all(title.endswith("harvests IPv6 addresses") for title in titles), titles

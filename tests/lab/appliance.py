@@ -22,7 +22,7 @@ SERVICE_PORTS = (22, 8080)
 
 
 def write_config(lab, path: Path, *, state_dir: Path, nflog_group: int = 7, router: str = "upnp",
-                 family_prefix: int = 64, lease: int = 600, **probe) -> Path:
+                 family_prefix: int = 64, lease: int = 600, notify: tuple[str, ...] = (), **probe) -> Path:
     """The daemon's configuration for the lab: its interface and pools, a probe schedule compressed
     from days to seconds, the clock from the lab's chronyd in the appliance's namespace."""
     settings = {"server_interval": 3600, "min_gap": 2, "first_delay": 1, "observation": 3600,
@@ -34,6 +34,7 @@ def write_config(lab, path: Path, *, state_dir: Path, nflog_group: int = 7, rout
         "[store]", "flush_every = 2",
         "[clock]", 'source = "chrony"',
         "[reachability]", f'router = "{router}"', f"lease = {lease}",
+        "[notify]", f"urls = {_toml_list(notify)}",
         "[probe]", f"pools = {_toml_list(lab.pools)}", f"nameservers = {_toml_list([lab.nameserver])}",
         *(f"{key} = {value}" for key, value in settings.items()),
     ]
