@@ -79,6 +79,8 @@ class Daemon:
         self.disk_full_since: float | None = None
         self.next_prune = self.next_full_prune = 0.0
         self.store_status: dict = {}
+        self.recording_since = 0.0      # when the clock was right and recording began
+        self.contacts_dropped = 0
 
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
@@ -202,6 +204,7 @@ class Daemon:
             self._gap(now, now, "clock-wait", self.held_lost)
         self.held, self.held_count, self.held_lost = [], 0, 0
         self.synced = True
+        self.recording_since = now
 
     def _watch_probe(self, address: str, probe_id: int, planned: float, expires: float,
                      now: float | None = None) -> None:
@@ -247,15 +250,14 @@ class Daemon:
         written is kept for the next flush (bounded), and the store makes room (store.space)."""
         try:
             self._write(now, reader, prober)
+            if self.disk_full_since is not None:
+                self._check_room(now)
+            if self.synced and now >= self.next_prune:
+                self._prune(now)
         except (sqlite3.Error, OSError) as exc:
             if not space.is_disk_full(exc, self.config.appliance.state_dir):
                 raise
             self._disk_full(now, exc)
-            return
-        if self.disk_full_since is not None:
-            self._check_room(now)
-        if self.synced and now >= self.next_prune:
-            self._prune(now)
 
     def _gap(self, start: float, end: float, reason: str, lost: int | None = None) -> None:
         """A gap, written with the next flush (kept until it can be)."""
@@ -280,16 +282,19 @@ class Daemon:
             log.warning("capture %s: %s packets lost", reason, "unknown" if lost is None else lost)
             self._gap(at, at, reason, lost)
         batch = self.unstored
-        room = MAX_UNSTORED - len(batch["scans"])
-        batch["scans"] += final[:max(room, 0)]
-        if len(final) > room:  # a long full disk: the oldest are kept, the rest counted
-            self._gap(now, now, "scan-cap", sum(scan.packets for scan in final[max(room, 0):]))
+        for scan in final:  # a long full disk: the oldest are kept, the rest counted; probe scans always
+            if len(batch["scans"]) < MAX_UNSTORED or self._touches_probe(scan):
+                batch["scans"].append(scan)
+            else:
+                self._gap(now, now, "scan-cap", scan.packets)
         for key, (first, last) in self.history.take_contacts().items():
             held = batch["contacts"].get(key)
             if held is not None:
                 held[0], held[1] = min(held[0], first), max(held[1], last)
             elif len(batch["contacts"]) < MAX_UNSTORED:
                 batch["contacts"][key] = [first, last]
+            else:
+                self.contacts_dropped += 1
         touches = self.touches.take()
         self.counters["touches"] += sum(seen[2] for seen in touches.values())
         for key, (first, last, packets) in touches.items():
@@ -326,6 +331,11 @@ class Daemon:
         if batch["contacts"]:
             store.add_contacts(batch["contacts"])
             batch["contacts"] = {}
+        if self.contacts_dropped:
+            # Outbound contacts (possible triggers) that a long full disk left no room to hold.
+            log.warning("%d outbound contacts could not be held while the disk was full", self.contacts_dropped)
+            self.store.set_status({"contacts_dropped": self.contacts_dropped}, now)
+            self.contacts_dropped = 0
         if batch["touches"]:
             dropped = store.add_touches(batch["touches"])
             batch["touches"] = {}
@@ -398,20 +408,26 @@ class Daemon:
                 pruned = store.prune(now, config.store.keep_days, int(store.used_bytes() * FULL_DISK_SHRINK))
                 log.warning("disk full: deleted %s to make room in the store", pruned or "nothing")
             self._note_store(now)
-            store.add_gap(self.disk_full_since, now, "disk-full", 0)
+            self._disk_full_gap(now)
             store.set_status({"store": self.store_status, "heartbeat": now}, now)
         except (sqlite3.Error, OSError) as again:
             if not space.is_disk_full(again, config.appliance.state_dir):
                 raise
 
+    def _disk_full_gap(self, now: float) -> None:
+        """The episode as a gap, written only with a right clock, and from no earlier than the
+        recording started (a stamp from before, of a clock not yet right, may be 1970)."""
+        if self.synced:
+            self.store.add_gap(max(self.disk_full_since, self.recording_since), now, "disk-full", 0)
+
     def _check_room(self, now: float) -> None:
         """Writes went through again: once the reserve can be made again, the episode is over."""
         if not self.reserve.ensure():
-            self._note_store(now)
+            self._note_store(now, oldest=False)
             return
         log.warning("the disk has room again: the full-disk episode from %s is over",
                     time.strftime("%F %T", time.localtime(self.disk_full_since)))
-        self.store.add_gap(self.disk_full_since, now, "disk-full", 0)
+        self._disk_full_gap(now)
         self.disk_full_since = None
         self._note_store(now)
         self.store.set_status({"store": self.store_status}, now)
@@ -427,15 +443,19 @@ class Daemon:
         self._note_store(now, pruned)
         store.set_status({"store": self.store_status}, now)
 
-    def _note_store(self, now: float, pruned: dict | None = None) -> None:
+    def _note_store(self, now: float, pruned: dict | None = None, oldest: bool = True) -> None:
+        """The store's figures for the status; `oldest` False keeps the last oldest record (its
+        query reads a whole table: not at every flush)."""
         config = self.config
         try:
             free = space.free_bytes(config.appliance.state_dir)
         except OSError:
             free = None
         last = self.store_status.get("pruned") if pruned is None else {"at": now, "deleted": pruned}
-        self.store_status = {**self.store.retention_status(config.store.keep_days, config.store.max_mb * MB),
-                             "free_bytes": free, "reserve_held": self.reserve.held(),
+        figures = self.store.retention_status(config.store.keep_days, config.store.max_mb * MB, oldest=oldest)
+        if not oldest:
+            figures["oldest"] = self.store_status.get("oldest")
+        self.store_status = {**figures, "free_bytes": free, "reserve_held": self.reserve.held(),
                              "disk_full_since": self.disk_full_since, "pruned": last}
 
     # -- health ---------------------------------------------------------------------------
@@ -485,6 +505,11 @@ class Daemon:
         self.ruleset = firewall.ruleset_from_config(self.config, [self.onlink] if self.onlink else [])
         firewall.apply(self.ruleset)
         self.flood_seen = firewall.flood_counts()
+        # The set survives a re-apply, but not a `firewall remove` in between: watch them all again.
+        now = time.time()
+        for address, (probe_id, start, until) in self.touches.watched_items():
+            if until > now:
+                self._watch_probe(address, probe_id, start, until, now)
 
     def _note_downtime(self, now: float) -> None:
         """Packets that came while no daemon ran were never seen: say so, with the span. Both ends

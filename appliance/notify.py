@@ -83,6 +83,9 @@ class Notifier(threading.Thread):
             log.error("notify.urls: %s is no URL Apprise knows; nothing is sent there", _redacted(url))
         self.db_path, self.every, self.clock = db_path, every, clock
         self.stop_event = threading.Event()
+        # What was told: from the store at the first check, then kept here too, so that a store
+        # that cannot be written (a full disk) makes nothing be told twice.
+        self.told: dict | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -103,7 +106,9 @@ class Notifier(threading.Thread):
     def check(self, store: Store) -> list[str]:
         """Tell what is new; returns the keys told."""
         now = self.clock()
-        told: dict = dict(store.status().get("notified") or {})
+        if self.told is None:
+            self.told = dict(store.status().get("notified") or {})
+        told = self.told
         current = findings(store, now)
         keys = {finding.key for finding in current}
         sent = []
@@ -119,7 +124,7 @@ class Notifier(threading.Thread):
         # A health problem that is over may be told again when it comes back.
         for key in [k for k, v in told.items() if not v.get("lasting") and k not in keys]:
             del told[key]
-        if sent or len(told) != len(store.status().get("notified") or {}):
+        if told != (store.status().get("notified") or {}):
             store.set_status({"notified": told}, now)
         return sent
 

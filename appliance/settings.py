@@ -203,7 +203,7 @@ SETTINGS = (
             minimum=1),
     Setting("store", "max_mb", 512,
             "the store's size cap in MB: beyond it ordinary records are deleted oldest first (evidence is "
-            "kept); also the store stops growing while the disk has less than a tenth of this free",
+            "kept)",
             minimum=16, maximum=1_000_000),
 )
 BY_KEY = {setting.key: setting for setting in SETTINGS}

@@ -65,3 +65,12 @@ def test_the_live_store_lists_a_bounded_number_of_ports_and_keeps_the_true_count
     assert row["port_count"] == 65535 and row["packets"] == 65535
     assert row["ports"].count("TCP") == 100
     store.close()
+
+
+def test_a_scan_stored_while_open_stays_admitted_into_the_next_hour():
+    quota = ScanQuota(lambda s: False, per_network=1, total=10)
+    going_on = scan("2001:db8:5::1", start=7199.0)
+    assert quota.admit([going_on], now=7199.5, final=False) == ([going_on], 0)   # stored, still open
+    assert len(quota.admit([scan("2001:db8:5::2", start=7201.0)], now=7201.0)[0]) == 1  # the new hour's share
+    # The open scan, now over, is stored whole, though its /48's share of the new hour is spent.
+    assert quota.admit([going_on], now=7202.0) == ([going_on], 0)

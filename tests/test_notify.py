@@ -100,3 +100,16 @@ def test_a_url_apprise_does_not_know_is_named_without_its_secrets(store, caplog)
     notifier = Notifier(["nosuchscheme://token-secret@host"], store.path)
     assert notifier.bad_urls == ["nosuchscheme://token-secret@host"]
     assert "token-secret" not in caplog.text and "nosuchscheme://…" in caplog.text
+
+
+def test_a_store_that_cannot_be_written_makes_nothing_be_told_twice(store, receiver, monkeypatch):
+    import sqlite3
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+    notifier = Notifier([f"json://[::1]:{receiver.server_port}/hook"], store.path, clock=lambda: NOW)
+    monkeypatch.setattr(store, "set_status", disk_full)
+    for _ in range(3):  # each check fails to write what it told; the thread logs that and goes on
+        with pytest.raises(sqlite3.OperationalError):
+            notifier.check(store)
+    assert len(receiver.received) == 1

@@ -74,3 +74,17 @@ def test_over_the_size_cap_the_oldest_ordinary_records_go_first_and_the_evidence
     store.prune(NOW, keep_days=3650, max_bytes=4096)
     assert kinds(store)["scans"] == 1 and kinds(store)["contacts"] == 0 and kinds(store)["touches"] == 1
     store.close()
+
+
+def test_a_scan_or_sweep_that_reached_a_probe_address_is_evidence_before_it_is_tied_to_its_probe(tmp_path):
+    from appliance.detect.scans import SWEEP, Scan
+    store = Store(str(tmp_path / "hw.sqlite"))
+    probe(store, PROBE_A, HARV, T0, observation=7 * DAY)
+    sweep = Scan(SWEEP, "2001:db8:bad:9::1", "*", T0 + 60, T0 + 61, 9, [("TCP", 22)],
+                 targets=[f"2001:db8:1:1::{n}" for n in range(1, 9)] + [PROBE_A])
+    store.add_scans([sweep, portscan("2001:db8:bad:8::1", PROBE_A, T0 + 90)])  # no refresh(): not tied yet
+    store.add_scans([portscan("2001:db8:bad:7::1", OWN, T0 + 120)])
+    deleted = store.prune(NOW, keep_days=90, max_bytes=4096)
+    assert deleted == {"scans": 1}
+    assert sorted(row["scanner"] for row in store.scans()) == ["2001:db8:bad:8::1", "2001:db8:bad:9::1"]
+    store.close()

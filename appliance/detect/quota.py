@@ -22,6 +22,7 @@ class ScanQuota:
         self.hour: int | None = None
         self.admitted: set[tuple] = set()
         self.by_network: dict[str, int] = {}
+        self.open_keys: set[tuple] = set()   # the scans offered open at the last flush
 
     def admit(self, scans: Iterable[Scan], now: float, final: bool = True) -> tuple[list[Scan], int]:
         """The scans to store, and how many packets the refused ones held (counted for `final`
@@ -29,10 +30,16 @@ class ScanQuota:
         admitted (an open scan stored before, now final) is always taken again."""
         hour = int(now // HOUR)
         if hour != self.hour:
-            self.hour, self.admitted, self.by_network = hour, set(), {}
+            # A new hour, a new quota; scans stored while open stay admitted until they are over
+            # (refused then, a stored row would stop growing halfway).
+            self.hour, self.admitted, self.by_network = hour, self.admitted & self.open_keys, {}
         kept, refused = [], 0
+        if not final:
+            self.open_keys = set()
         for scan in scans:
             key = (scan.kind, scan.scanner, scan.target, scan.start)
+            if not final:
+                self.open_keys.add(key)
             if key in self.admitted or self.exempt(scan):
                 kept.append(scan)
                 continue

@@ -48,6 +48,10 @@ class TouchDetector:
             return packets
         return [p for p in packets if p[6] is not OUTBOUND or p[1] not in watched or self.lan.is_outside(p[2])]
 
+    def watched_items(self) -> list:
+        """(address, (probe id, start, until)) of every address watched."""
+        return list(self._watched.items())
+
     def is_watched(self, address: str) -> bool:
         return address in self._watched
 

@@ -24,8 +24,12 @@ CAP_TARGET = 0.9        # over the cap, prune to this fraction of it, so that pr
 
 # Ordinary rows, in the order the size cap deletes them (oldest first within each): table, its
 # time column, and the condition that makes a row ordinary rather than evidence.
-_UNATTRIBUTED = f"probe_id IS NULL AND attribution = '{Attribution.UNATTRIBUTED}'"
-_ATTRIBUTED = f"probe_id IS NULL AND attribution != '{Attribution.UNATTRIBUTED}'"
+# A scan is evidence when it reached a probe address, whether refresh() has tied it to its probe yet
+# (probe_id) or not, a sweep by any of its targets.
+_NOT_PROBED = ("probe_id IS NULL AND target NOT IN (SELECT address FROM probes) AND (kind != 'sweep' OR "
+               "NOT EXISTS (SELECT 1 FROM json_each(scans.targets) t JOIN probes p ON p.address = t.value))")
+_UNATTRIBUTED = f"{_NOT_PROBED} AND attribution = '{Attribution.UNATTRIBUTED}'"
+_ATTRIBUTED = f"{_NOT_PROBED} AND attribution != '{Attribution.UNATTRIBUTED}'"
 CAP_ORDER = (("scans", "start", _UNATTRIBUTED), ("contacts", "last_ts", "1"), ("scans", "start", _ATTRIBUTED))
 
 
@@ -73,16 +77,19 @@ class Retention:
         if self.used_bytes() > max_bytes:
             for table, column, ordinary in CAP_ORDER:
                 key = "rowid" if table == "scans" else "src, proto, dst, dport"
+                # A tenth of the table at a time at least: each batch sorts what is left.
+                rows = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                batch = max(BATCH, rows // 10)
                 while self.used_bytes() > max_bytes * CAP_TARGET:
                     if not delete(table, f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} "
-                                         f"WHERE {ordinary} ORDER BY {column} LIMIT {BATCH})"):
+                                         f"WHERE {ordinary} ORDER BY {column} LIMIT {batch})"):
                         break
         delete("scanner names", "DELETE FROM scanner_names WHERE address NOT IN (SELECT scanner FROM scans)")
         if deleted.get("scans") or deleted.get("contacts"):
             self.refresh()
         return deleted
 
-    def retention_status(self, keep_days: float, max_bytes: int, pruned: dict | None = None) -> dict:
+    def retention_status(self, keep_days: float, max_bytes: int, oldest: bool = True) -> dict:
         return {"keep_days": keep_days, "max_bytes": max_bytes, "used_bytes": self.used_bytes(),
-                "file_bytes": self.file_bytes(), "oldest": self.oldest_record(), "checked": time.time(),
-                **({"pruned": pruned} if pruned is not None else {})}
+                "file_bytes": self.file_bytes(), "oldest": self.oldest_record() if oldest else None,
+                "checked": time.time()}
