@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import tzinfo
 from functools import cached_property
+from itertools import accumulate, repeat
+from operator import itemgetter, lt, sub
 
 from .attribute.triggers import TriggerHistory
 from .capture.files import head_block, open_log, read_blocks
@@ -48,6 +50,8 @@ class Settings:
         """A fresh clock for one input file: its syslog year from the file's age."""
         return LineClock(year=self.year, reference=None if path == "-" else file_reference_time(path),
                          zone=self.zone, boot_time=self.boot_time)
+
+_ts = itemgetter(0)
 
 
 @dataclass
@@ -124,12 +128,13 @@ def _analyze(paths: list[str], store: Store, settings: Settings) -> Result:
                 # start): a record far behind one already read may lose its scan or attribution.
                 # Counted and reported, not reordered: a log is in time order but for the CPUs'
                 # interleaving, which the slack allows.
-                for packet in packets:
-                    ts = packet[0]
-                    if ts > latest:
-                        latest = ts
-                    elif ts < latest - OUT_OF_ORDER_SLACK:
-                        result.out_of_order += 1
+                if packets:
+                    # In C, not per packet in Python (a third more time on a million lines): the
+                    # latest time before each record, and how many records lag it by more than the slack.
+                    stamps = list(map(_ts, packets))
+                    before = list(accumulate(stamps, max, initial=latest))
+                    result.out_of_order += sum(map(lt, stamps, map(sub, before, repeat(OUT_OF_ORDER_SLACK))))
+                    latest = before[-1]
                 # History first: a trigger in the same block as its scan must already be known.
                 history.feed(touches.triggers(packets))
                 detector.feed(packets)

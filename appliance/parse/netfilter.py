@@ -221,7 +221,8 @@ class NetfilterParser:
         counted as read, empty ones too (as `wc -l` counts them, and one more for an unended last)."""
         raw = block if block.__class__ is bytes else bytes(block)
         self.lines += raw.count(b"\n") + (0 if not raw or raw.endswith(b"\n") else 1)
-        self.empty += len(_EMPTY_LINE_RX.findall(raw))
+        # The pattern costs a second per million lines: only where two newlines meet at all.
+        self.empty += len(_EMPTY_LINE_RX.findall(raw)) if b"\n\n" in raw else raw.startswith(b"\n")
         return self._packets(line_fields(block))
 
     def parse_text(self, text: str) -> list[Packet]:
