@@ -10,7 +10,7 @@ DEMO_PORT ?= 8080
 DEMO_BIND ?= 127.0.0.1
 BENCH_LINES ?= 1000000
 
-# The SD-card image (outside CI: about 20 minutes on 2 cores; see README "The image").
+# The SD-card image (outside CI: about 20 minutes on 2 cores; see docs/image.md).
 IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk xz-utils e2fsprogs \
   qemu-system-arm qemu-efi-aarch64 qemu-utils openssh-client
 VAGRANT_APT_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
@@ -77,7 +77,7 @@ demo-offline: venv
 	mkdir -p $(WORK)
 	$(BIN)/harvestwatch synthlog --lines 20000 --seed 7 -o $(WORK)/demo-kern.log --truth $(WORK)/demo-truth.json
 	$(BIN)/harvestwatch analyze --db $(WORK)/demo.sqlite $(WORK)/demo-kern.log | tee $(WORK)/demo-report.txt | \
-	  sed -n '/^SUSPECTS/,$$p'
+	  sed -n '/^TRIGGER ENDPOINTS/,$$p'
 	@echo "Full report: $(WORK)/demo-report.txt   evidence store: $(WORK)/demo.sqlite"
 
 bench: venv

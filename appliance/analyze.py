@@ -1,4 +1,4 @@
-"""`harvestwatch analyze`: existing kernel logs -> scans, trigger candidates, suspects, in a store.
+"""`harvestwatch analyze`: existing kernel logs -> scans, trigger candidates and trigger endpoints, in a store.
 
 The same parse/detect/attribute stages serve the live daemon; this module only drives them
 over files, in time order, and hands the results to the store in batches.

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .report.human import plural
 from .store.db import Store
 from .words import Verdict
 
@@ -41,7 +42,7 @@ def findings(store: Store, now: float) -> list[Finding]:
         found.append(Finding(
             f"harvester {server['server']}", f"HarvestWatch: {server['server']} harvests IPv6 addresses",
             f"The NTP server {server['server']} ({pools}) was sent a probe from a fresh IPv6 address used for "
-            f"nothing else; that address was then contacted from the internet ({server['touches']} packets, "
+            f"nothing else; that address was then contacted from the internet ({plural(server['touches'], 'packet')}, "
             f"the first {server['min_lag']:.0f} s after the probe). Whoever runs it passes the addresses of its "
             "clients to scanners. What to do: stop using this server (your NTP configuration, or the pool "
             "settings of your devices), and tell the pool's operators, with the evidence on the appliance's "

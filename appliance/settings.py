@@ -199,8 +199,9 @@ SETTINGS = (
     Setting("store", "flush_every", 5.0, "seconds between batched writes (fewer, larger writes for an SD card)",
             minimum=POSITIVE),
     Setting("store", "keep_days", 90.0,
-            "ordinary records (scans and sweeps no probe or suspect is tied to, outbound contacts, gaps, "
-            "pool answers) are deleted after this many days; evidence about harvesters and probes is kept",
+            "ordinary records (scans and sweeps that reached no probe address, outbound contacts, gaps outside "
+            "every probe's watch, pool answers) are deleted after this many days; evidence about harvesters and "
+            "probes is kept",
             minimum=1),
     Setting("store", "max_mb", 512,
             "the store's size cap in MB: beyond it ordinary records are deleted oldest first (evidence is "

@@ -9,7 +9,8 @@ from enum import StrEnum
 
 
 class Verdict(StrEnum):
-    """What the appliance says of one NTP server (README, "Verdicts"), most serious first."""
+    """What the appliance says of one NTP server, most serious first (README, "What you will see";
+    docs/prober.md, "The verdicts, in full")."""
     HARVESTER = "harvester"    # a probe address of it was touched: confirmed
     SUSPECT = "suspect"        # a trigger candidate of a scan, not (yet) cleared by clean probes
     UNVERIFIED = "unverified"  # probed, windows over, but unsolicited packets could not reach us
@@ -18,7 +19,7 @@ class Verdict(StrEnum):
     UNPROBED = "unprobed"      # known from the pools, not probed yet
 
 
-# How a verdict reads to a person (the page; the status command; the README's "Verdicts").
+# How a verdict reads to a person (the page; the status command; the README's "What you will see").
 LABELS = {Verdict.HARVESTER: "confirmed harvester", Verdict.SUSPECT: "suspect",
           Verdict.UNVERIFIED: "unverified", Verdict.WATCHING: "watching", Verdict.CLEAN: "clean",
           Verdict.UNPROBED: "unprobed"}

@@ -226,6 +226,8 @@ def test_config_is_valid_with_documented_defaults(converged, rootfs):
 
 def test_appliance_installed_in_venv(converged, rootfs):
     assert (rootfs / "opt/harvestwatch/venv/bin/harvestwatch").is_file()
+    # The command a user types on the Pi (README, Troubleshooting) is on the PATH.
+    assert os.readlink(rootfs / "usr/local/bin/harvestwatch") == "/opt/harvestwatch/venv/bin/harvestwatch"
     listing = subprocess.run(["chroot", str(rootfs), "/opt/harvestwatch/venv/bin/python", "-c",
                               "import appliance.daemon, appliance.web, pyroute2, dns.resolver, async_upnp_client, "
                               "flask, gunicorn; print('ok')"],

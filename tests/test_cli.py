@@ -11,7 +11,7 @@ def test_stdin_and_json_schema(tmp_path):
     assert done.returncode == 0, done.stderr
     import json
     doc = json.loads(done.stdout)
-    assert set(doc) == {"schema", "generator", "parameters", "input", "scans", "sweeps", "touches", "suspects",
+    assert set(doc) == {"schema", "generator", "parameters", "input", "scans", "sweeps", "touches", "trigger_endpoints",
                         "scanner_families"}
     assert doc["parameters"] == {"min_ports": 10, "window": 60.0, "min_hosts": 8, "lookback": 300.0,
                                  "family_prefix": 64, "year": 2016, "tz": "UTC", "boot_time": None}
@@ -48,8 +48,8 @@ def test_synthlog_then_analyze_as_make_demo_does(tmp_path, run_cli):
     assert code == 0 and "triggered scans" in err
     code, out, err = run_cli("analyze", "--db", tmp_path / "demo.sqlite", log)
     assert code == 0
-    assert "SUSPECTS" in out and "SCAN DETECTED" in out
-    assert "2001:db8:f00d:" in out.split("SUSPECTS")[1].splitlines()[2]  # a harvester leads the table
+    assert "TRIGGER ENDPOINTS" in out and "SCAN DETECTED" in out and "SUSPECTS" not in out
+    assert "2001:db8:f00d:" in out.split("TRIGGER ENDPOINTS")[1].splitlines()[2]  # a harvester leads the table
 
 
 def test_a_firewall_prefix_that_is_no_lan_is_refused_before_anything_is_touched(run_cli):

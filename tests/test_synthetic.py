@@ -38,9 +38,9 @@ def test_true_trigger_ranked_first(synthetic, analyze_json):
         assert scans[(expected["target"], expected["scanner"])]["attribution"] == "unattributed"
     assert len(doc["scans"]) == len(truth["triggered"]) + len(truth["untriggered"])
     assert sorted(s["scanner"] for s in doc["sweeps"]) == sorted(s["scanner"] for s in truth["sweeps"])
-    # The harvesters lead the suspects table, each with every contact followed by a scan.
+    # The harvesters lead the trigger endpoints, each with every contact followed by a scan.
     harvesters = {t["trigger"]["dst"] for t in truth["triggered"]}
-    leaders = doc["suspects"][:len({(t["trigger"]["dst"], t["trigger"]["dport"]) for t in truth["triggered"]})]
+    leaders = doc["trigger_endpoints"][:len({(t["trigger"]["dst"], t["trigger"]["dport"]) for t in truth["triggered"]})]
     assert {s["dst"] for s in leaders} == harvesters
     assert all(s["hit_rate"] == 1.0 for s in leaders)
     # Garbage and truncated lines were counted, not fatal.

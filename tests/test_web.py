@@ -10,14 +10,16 @@ import re
 import pytest
 from markupsafe import escape
 
+from appliance.detect.scans import PORTSCAN, Scan
 from appliance.store.db import Store
 from appliance.web import create_app
 from appliance.web.hosts import OwnNamesOnly
+from appliance.words import LABELS, Verdict
 from tests import web_store as ws
 
 LOCAL = "::1"
 HTML_PAGES = ["/", "/servers", "/scans", "/scanners", "/probes", "/about"]
-API = ["/api/overview", "/api/servers", "/api/scans", "/api/scanners", "/api/probes", "/api/harvesters"]
+API = ["/api/", "/api/overview", "/api/servers", "/api/scans", "/api/scanners", "/api/probes", "/api/harvesters"]
 EXPORTS = ["/export/harvesters.csv", "/export/harvesters.json", "/metrics"]
 
 
@@ -106,43 +108,109 @@ def scan_ids(site: Client, **filters) -> list[int]:
 
 
 # -- the realistic store ---------------------------------------------------------------------------
-@pytest.mark.parametrize("url", HTML_PAGES + API + EXPORTS + ["/static/style.css", "/static/refresh.js"])
+@pytest.mark.parametrize("url", HTML_PAGES + API + EXPORTS + ["/static/style.css", "/static/page.js"])
 def test_every_route_answers(site, url):
     response = site.get(url)
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert response.data
 
 
-def test_overview_says_it_works_and_names_the_harvester(site, realistic):
+def test_overview_leads_with_the_harvester_and_what_to_do(site, realistic):
     _, facts = realistic
-    html = site.html("/")
+    html = main_of(site.html("/"))
+    said = text_of(html)
+    # The answer first, then one card per confirmed harvester, before anything about the plumbing.
+    assert said.startswith("Am I being harvested? Yes: 1 NTP server has passed this appliance's addresses on")
+    card = html[html.index('<article class="card harvester-card">'):html.index("</article>")]
+    assert html.index("harvester-card") < html.index("Is it working?") < html.index('<dl class="health">')
+    card_text = text_of(card)
+    assert f"{ws.HARVESTER} is a confirmed harvester" in card_text
+    assert f"Named by {ws.POOL_0}, {ws.POOL_1}." in card_text
+    assert "was reached from the internet 5.1 s later" in card_text
+    assert "1 of its 1 probe addresses touched, by 2 sources in 2 scanner families (136 packets, 2 scans)" in card_text
+    assert f"block {ws.HARVESTER} (UDP port 123) on your router" in card_text
+    # Its evidence, each link leading to what it names.
+    assert f'href="/servers?server={ws.HARVESTER}"' in card
+    assert f'href="/probes/{facts["harvester_probe_id"]}"' in card
+    assert f'href="/probes?server={ws.HARVESTER}"' in card
+    assert f'href="/scans?server={ws.HARVESTER}"' in card and 'href="/export/harvesters.csv"' in card
+    for family in ("2001:db8:5ca0:10::/64", "2001:db8:5ca1:10::/64"):
+        assert f'href="/scans?family={family}"' in card
+    # Times are <time> elements with the exact UTC time: page.js makes them local and relative.
+    assert re.search(r'Caught <time datetime="(\d{4}-\d\d-\d\d)T(\d\d:\d\d):[\d.]+Z" title="\1T[\d:.]+Z" '
+                     r'data-style="ago">\1 \2 UTC</time>', card)
+    # The servers still watched, then health in one line, the parts folded below it.
+    watching = text_of(html[html.index('<ul class="watching">'):])
+    assert watching.startswith(f"{ws.HONEST_1} {ws.POOL_0} · until")
+    assert html.index("watching") > html.index("</article>")
+    assert "All working: the daemon runs, the clock is synchronised, the firewall is in force" in said
     health = text_of(html[html.index('<dl class="health">'):html.index("</dl>")])
     assert "Daemon running · last heartbeat" in health
     assert "Firewall rules in force" in health and "120 packets dropped unlogged by the flood limits" in health
     assert "Privacy addresses in force" in health
-    assert f"Global prefix {ws.PREFIX}" in health
-    assert "Prober probing · 4 live probe addresses (cap 500)" in health
-    assert "synced: 3.4 ms from the pools (median of 3 NTP replies)" in health
-    assert "lost 3, overruns 0, malformed 1" in health
+    assert f"prefix {ws.PREFIX} · 4 live probe addresses (at most 500)" in health
+    assert "agrees with the pools: 3.4 ms (median of 3 NTP replies)" in health
+    assert "3 lost, 0 overruns, 1 malformed" in health
     assert "not-netfilter 14, truncated 2" in health
-    assert "Gaps 3" in health and "flood-limit, 120 packets" in health and "seq-gap, 3 packets" in health
-    assert "Clock synchronised: synchronised to 2001:db8:e625:1::1 (chronyd, stratum 2)" in health
+    assert "Gaps 3 times the capture could not see everything" in health
+    assert "flood-limit, 120 packets" in health and "seq-gap, 3 packets" in health
+    assert "Clock synchronised to 2001:db8:e625:1::1 (chronyd, stratum 2)" in health
     assert ("Reachable from the internet declared open: the configuration says the router lets all inbound IPv6 "
             "through") in health
     assert "Unsolicited packets from the internet, last 24 h: TCP 120, UDP 16" in health
     assert "cap 512 MB, 3000 MB free on the disk" in health and "DISK FULL" not in health
     assert "ordinary records kept 90 days, evidence always" in health
     assert "deleted 40 contacts, 12 scans" in health
-    for number, label in ((1, "confirmed harvesters"), (1, "suspects"), (1, "being watched"), (1, "clean servers"),
-                          (1, "unverified"), (5, "scans"), (6, "scanners in 5 families"), (6, "probes sent")):
-        assert f"<div><b>{number}</b>{label}</div>" in html
-    latest = text_of(html[html.index('<p class="harvester">'):])
-    assert f"{ws.HARVESTER} received one ntp probe from {ws.PROBE_HARVESTER}" in latest
-    assert "2 sources touched that address (136 packets), the first 5.1 s later" in latest
-    assert f'href="/probes/{facts["harvester_probe_id"]}"' in html
-    assert re.search(r'<rect class="scan" [^>]*><title>\d+ scans</title>', html)
-    assert re.search(r'<rect class="probe" [^>]*><title>\d+ probes</title>', html)
-    assert 'data-refresh="30"' in html
+    # Every tile is a link to the list it counts.
+    for number, label, href in ((1, "confirmed harvester", "/servers?verdict=harvester"),
+                                (1, "suspect", "/servers?verdict=suspect"),
+                                (1, "being watched", "/servers?verdict=watching"),
+                                (1, "clean server", "/servers?verdict=clean"),
+                                (1, "unverified", "/servers?verdict=unverified"), (5, "scans", "/scans"),
+                                (6, "scanners in 5 families", "/scanners"), (6, "probes sent", "/probes")):
+        assert f'<a href="{href}"><b>{number}</b>{label}</a>' in html
+    # The chart: bars with their counts, a labelled time axis and the peak.
+    assert re.search(r'<rect class="scan" [^>]*><title>\d+ scans?</title>', html)
+    assert re.search(r'<rect class="probe" [^>]*><title>\d+ probes?</title>', html)
+    axis = html[html.index('<div class="x-axis">'):]
+    assert axis[:axis.index("</div>")].count("<time ") == 5
+    assert 'data-refresh="30"' in site.html("/")
+
+
+def test_the_health_line_names_what_is_wrong_and_its_fix(tmp_path):
+    path = tmp_path / "harvestwatch.sqlite"
+    ws.fill_realistic_store(path)
+    store = Store(str(path))
+    try:
+        status = store.status()
+        store.set_status({"heartbeat": status["heartbeat"] - 3600,
+                          "firewall": {**status["firewall"], "in_force": False, "problems": ["INPUT has no jump"]}})
+    finally:
+        store.close()
+    said = text_of(main_of(Client(str(path)).html("/")))
+    assert "All working" not in said
+    assert "2 things are wrong: The daemon is not running (last heard from 2026-" in said
+    assert "Start it: sudo systemctl start harvestwatch" in said
+    assert "The firewall rules are not in force: scans are not being logged." in said
+    assert "INPUT has no jump" in said
+    assert Client(str(path)).json("/api/overview")["health"]["state"] == "problems"
+
+
+def test_all_working_is_said_only_of_what_the_daemon_reported(tmp_path):
+    path = tmp_path / "harvestwatch.sqlite"
+    ws.fill_realistic_store(path)
+    store = Store(str(path))
+    try:
+        prober = store.status()["prober"]
+        store.set_status({"prober": {**prober, "reachability": {**prober["reachability"], "state": "not asked yet",
+                                                                "detail": "no probe has been sent yet"}},
+                          "privacy": None})
+    finally:
+        store.close()
+    said = text_of(main_of(Client(str(path)).html("/")))
+    assert "All working" not in said
+    assert ("Nothing is wrong that the daemon has seen, but it has not yet reported the privacy addresses or "
+            "whether scans can reach this appliance.") in said
 
 
 def test_servers_page_shows_each_verdict(site, realistic):
@@ -154,7 +222,7 @@ def test_servers_page_shows_each_verdict(site, realistic):
     assert "a probe address was touched 5.1 s after its probe (1 probe, 1 touched, 136 packets)" in harvester
     assert 'class="verdict-harvester"' in row_with(html, ws.HARVESTER)
     assert text_of(row_with(html, ws.SUSPECT)).startswith("suspect")
-    assert "preceded 2 scan(s) of ordinary addresses, not yet cleared" in text_of(row_with(html, ws.SUSPECT))
+    assert "preceded 2 scans of ordinary addresses, not yet cleared" in text_of(row_with(html, ws.SUSPECT))
     watching = text_of(row_with(html, ws.HONEST_1))
     assert watching.startswith("watching") and re.search(r"watching its probe address, 1 d \d+ h left \(2 probes\)",
                                                          watching)
@@ -171,6 +239,17 @@ def test_servers_page_shows_each_verdict(site, realistic):
                                                                   ws.HONEST_2, ws.UNPROBED)]
     assert order == sorted(order)
     assert 'href="/export/harvesters.csv"' in html and 'href="/export/harvesters.json"' in html
+    # The Overview's tiles and cards lead here, filtered.
+    for verdict, server in ((Verdict.HARVESTER, ws.HARVESTER), (Verdict.WATCHING, ws.HONEST_1)):
+        doc = site.json(f"/api/servers?verdict={verdict}")
+        assert [s["server"] for s in doc["servers"]] == [server] and doc["filters"] == {"verdict": verdict}
+        page = text_of(main_of(site.html(f"/servers?verdict={verdict}")))
+        assert f"Showing the servers whose verdict is {LABELS[verdict]}: 1 server" in page
+    assert [s["server"] for s in site.json(f"/api/servers?server={ws.SUSPECT}")["servers"]] == [ws.SUSPECT]
+    assert site.json("/api/servers?server=2001:db8:dead::1")["servers"] == []
+    assert "No server matches." in site.html("/servers?server=2001:db8:dead::1")
+    assert site.get("/servers?verdict=evil").status_code == 400
+    assert f'href="/scans?server={ws.HARVESTER}"' in row_with(html, f"<code>{ws.HARVESTER}</code>")
 
 
 def test_scan_page_of_a_probe_address_is_certain_and_gives_the_lag(site, realistic):
@@ -178,59 +257,71 @@ def test_scan_page_of_a_probe_address_is_certain_and_gives_the_lag(site, realist
     first, second = sorted(scan_ids(site, target=ws.PROBE_HARVESTER))
     html = main_of(site.html(f"/scans/{first}"))
     said = text_of(html)
-    assert f"Scan {first}" in said
-    assert f"SRC={ws.SCANNER_1} DST={ws.PROBE_HARVESTER}" in said
-    assert (f"Certain: {ws.PROBE_HARVESTER} is probe {facts['harvester_probe_id']}. It sent one packet (ntp, "
-            f"UDP port 123) to {ws.HARVESTER}") in said
-    assert "The scan began 5.1 s later." in said
-    assert "Trigger packets (certain)" in said
+    # One plain sentence first; the raw detection line kept below for the expert.
+    assert said.startswith(f"Scan {first} {ws.SCANNER_1} tried 96 ports of {ws.PROBE_HARVESTER} (TCP 66, UDP 30) "
+                           "in 0.6 s, ")
+    assert (f"Certain. {ws.PROBE_HARVESTER} is the address of probe {facts['harvester_probe_id']}: it sent one packet "
+            f"(ntp, UDP port 123) to {ws.HARVESTER} 5.1 s before the scan") in said
+    assert said.index("Certain.") < said.index("SCAN DETECTED:")
+    assert f"SRC={ws.SCANNER_1} DST={ws.PROBE_HARVESTER}" in html[html.index('<details id="raw">'):]
+    assert f'href="/probes/{facts["harvester_probe_id"]}"' in html and f'href="/servers?server={ws.HARVESTER}"' in html
+    assert f'href="/scans?scanner={ws.SCANNER_1}"' in html and 'href="/scans?family=2001:db8:5ca0:10::/64"' in html
+    assert "Trigger candidates certain" in said
     trigger = text_of(row_with(html, f"[{ws.HARVESTER}]:123</code> UDP"))
-    assert trigger.startswith(f"1 {facts['logged_lag']} s ")  # rank, lag
+    assert trigger.startswith("#1 5.1 s ")  # rank, lag
     assert f"[{ws.PROBE_HARVESTER}]:40123" in trigger
     assert "These endpoints across all scans" in said
+    # Ports as ranges, once, under Ports.
+    ports = said[said.index(" Ports ") + 7:]
+    assert ports.startswith("TCP 21–23, 25, 53, 80, 81, 110, 111, 135") and ", UDP 53, 67, 69, 111, 123" in ports
     # The second wave, hours later from another family: the ledger's probe packet is its trigger.
     later = text_of(main_of(site.html(f"/scans/{second}")))
-    assert "The scan began 10800.0 s later." in later and "1 10800.0 s" in later
+    assert "3 h 0 min before the scan" in later and "#1 3 h 0 min" in later
 
 
 def test_scan_page_of_the_lans_own_address_lists_its_trigger_packets(site):
     (scan_id,) = scan_ids(site, target=ws.LAN_TEMP_1)
     html = main_of(site.html(f"/scans/{scan_id}"))
     said = text_of(html)
-    assert "Trigger packets (candidate)" in said and "Certain:" not in said
-    rows = re.findall(r"<tr><td>\d+</td><td>([\d.]+) s</td>.*?</tr>", html, re.S)
+    assert "Trigger candidates candidate" in said and "Certain" not in said
+    assert (f"Before the scan {ws.LAN_TEMP_1} contacted 3 endpoints; the most likely trigger is {ws.WEB} TCP 443, "
+            "40.0 s before") in said
+    rows = re.findall(r'<tr><td>#\d+</td><td data-label="Lag">([\d.]+) s</td>.*?</tr>', html, re.S)
     assert sorted(rows) == ["11.9", "12.4", "40.0"]
     assert f"[{ws.SUSPECT}]:123</code> UDP" in html and f"[{ws.RESOLVER}]:53</code> UDP" in html
-    suspect = text_of(row_with(html, f"[{ws.SUSPECT}]:123/UDP"))
-    assert suspect == f"[{ws.SUSPECT}]:123/UDP 2 0 3 66.7 % 11.9 / 21.35 s"
+    endpoint = text_of(row_with(html, f"[{ws.SUSPECT}]:123/UDP"))
+    assert endpoint == f"[{ws.SUSPECT}]:123/UDP 2 0 3 66.7 % 11.9 s / 21.4 s"
 
 
 def test_unattributed_scan_and_sweep_pages(site):
     (scan_id,) = scan_ids(site, attribution="unattributed", kind="portscan")
     said = text_of(main_of(site.html(f"/scans/{scan_id}")))
-    assert f"DST={ws.STABLE}" in said and "sent nothing in the lookback before the scan: unattributed" in said
+    assert f"DST={ws.STABLE}" in said
+    assert f"{ws.STABLE} sent nothing in the minutes before the scan: nothing it did can have triggered it." in said
     (sweep_id,) = scan_ids(site, kind="sweep")
     said = text_of(main_of(site.html(f"/scans/{sweep_id}")))
-    assert said.startswith(f"Sweep {sweep_id} SWEEP DETECTED:")
-    assert "2001:db8:e625:1::20, 2001:db8:e625:1::21" in said and "Ports TCP/22" in said
+    assert said.startswith(f"Sweep {sweep_id} {ws.SWEEPER} tried 9 addresses of yours (TCP 1) in 4.0 s")
+    assert "2001:db8:e625:1::20, 2001:db8:e625:1::21" in said and "Ports TCP 22 " in said
+    assert "SWEEP DETECTED:" in said
 
 
 def test_scans_list_filters_and_pages(site):
     html = main_of(site.html("/scans"))
-    assert "6 scans · page 1 of 1" in text_of(html)
-    assert html.count('<span class="badge certain">probe</span>') == 2
+    assert "Scans A scan is one source" in text_of(html) and "6 scans Started" in text_of(html)
+    assert html.count('<span class="badge certain">certain</span>') == 2  # one word for it: page, filter, JSON
     assert html.count('<span class="badge candidate">candidate</span>') == 2
-    assert f"<code>{ws.HARVESTER}</code>:123/UDP lag 5.097 s" in html
+    assert f'<a href="/servers?server={ws.HARVESTER}"><code>{ws.HARVESTER}</code></a> UDP 123, 5.1 s before' in html
     for filters, count in (({"attribution": "certain"}, 2), ({"attribution": "candidate"}, 2),
                            ({"kind": "sweep"}, 1), ({"scanner": ws.SCANNER_4}, 1),
                            ({"family": "2001:db8:5ca2:10::/64"}, 2), ({"target": ws.PROBE_HARVESTER}, 2),
                            ({"target": ws.PROBE_HARVESTER, "scanner": ws.SCANNER_2}, 1),
+                           ({"server": ws.HARVESTER}, 2), ({"server": ws.HONEST_1}, 0),
                            ({"scanner": "2001:db8:dead::1"}, 0)):
         doc = site.json("/api/scans?" + "&".join(f"{k}={v}" for k, v in filters.items()))
         assert doc["total"] == len(doc["scans"]) == count, filters
         assert doc["filters"] == filters
         page = main_of(site.html("/scans?" + "&".join(f"{k}={v}" for k, v in filters.items())))
-        assert f"{count} scans match" in text_of(page)
+        assert f"{count} scan{'' if count == 1 else 's'} match{'es' if count == 1 else ''}" in text_of(page)
     # A filter is shown back in the form; an address is compared in its compressed form.
     doc = site.json("/api/scans?scanner=2001:0db8:5ca3:0010:0000:0000:0000:0001")
     assert doc["total"] == 1 and doc["filters"] == {"scanner": ws.SCANNER_4}
@@ -239,14 +330,18 @@ def test_scans_list_filters_and_pages(site):
     doc = site.json("/api/scans?page=3")
     assert doc["page"] == 3 and doc["scans"] == [] and doc["pages"] == 1 and doc["total"] == 6
     assert "No scans." in site.html("/scans?page=3")
+    assert "No scans match." in site.html("/scans?scanner=2001:db8:dead::1")
 
 
 def test_scanners_page_groups_families_with_confirmed_names(site):
     html = main_of(site.html("/scanners"))
     said = text_of(html)
-    assert f"{ws.SCANNER_1} {ws.RDNS} · 1 scans" in said
+    assert f"{ws.SCANNER_1} {ws.RDNS} · 1 scan " in said
     assert said.count("of probe addresses") == 2
-    assert "0 scans, 1 sweeps" in said
+    assert f"{ws.SWEEPER} · 1 sweep" in said and "0 scans" not in said
+    # Which harvester fed each family that reached a probe address.
+    assert said.count(f"Fed by {ws.HARVESTER}: it reached probe addresses that only this server knew.") == 2
+    assert html.count(f'href="/servers?server={ws.HARVESTER}"') == 2
     assert f'href="/scans?scanner={ws.SCANNER_3B}"' in html
     doc = site.json("/api/scanners")
     families = {f["family"]: f for f in doc["families"]}
@@ -255,36 +350,46 @@ def test_scanners_page_groups_families_with_confirmed_names(site):
     assert [s["address"] for s in families["2001:db8:5ca2:10::/64"]["scanners"]] == [ws.SCANNER_3, ws.SCANNER_3B]
     names = {s["address"]: s["rdns"] for f in doc["families"] for s in f["scanners"]}
     assert names[ws.SCANNER_1] == ws.RDNS and names[ws.SCANNER_2] is None
+    assert families["2001:db8:5ca0:10::/64"]["fed_by"] == [ws.HARVESTER]
+    assert families["2001:db8:5ca2:10::/64"]["fed_by"] == []
 
 
 def test_probes_page_is_the_ledger(site):
     html = main_of(site.html("/probes"))
     said = text_of(html)
-    assert "7 probes, 4 addresses still watched · prober probing" in said
+    assert "7 probes, 4 addresses still watched · the prober is probing" in said
     assert f"prefix {ws.PREFIX}" in said
-    assert f"→ {ws.HONEST_2}" in said and f"→ {ws.UNPROBED}" in said
+    assert f": {ws.HONEST_2}" in said and f": {ws.UNPROBED}" in said
     never = text_of(row_with(html, ws.PROBE_NEVER_SENT))
     assert "never sent" in never and ws.NORMAL_PROBE_ERROR in never
     harvested = row_with(html, ws.PROBE_HARVESTER)
     assert 'class="verdict-harvester"' in harvested
     assert "stratum 2, offset 3.4 ms, delay 18.1 ms" in harvested
-    assert harvested.endswith(">136</a></td></tr>") and "<td>declared open</td>" in harvested
-    assert "expired" in text_of(row_with(html, ws.PROBE_EXPIRED))
+    assert harvested.endswith(">136 packets</a>, 2 scans</td></tr>") and ">declared open</td>" in harvested
+    assert f'<a href="/servers?server={ws.HARVESTER}"><code>{ws.HARVESTER}</code></a>' in harvested
+    assert "ended" in text_of(row_with(html, ws.PROBE_EXPIRED))
     assert '<span class="bad">no</span>' in row_with(html, ws.PROBE_UNREACHABLE)
     assert "udp321" in row_with(html, ws.PROBE_HONEST_2_UDP321)
-    assert len(re.findall(r'<tr[^>]*><td><a href="/probes/\d+">\d+</a></td>', html)) == 7
+    assert len(re.findall(r'<tr[^>]*><td><a href="/probes/\d+">Probe \d+</a>', html)) == 7
+    # One server's probes, from its row on Servers.
+    assert f'href="/probes?server={ws.HONEST_1}"' in site.html("/servers")
+    mine = site.json(f"/api/probes?server={ws.HONEST_1}")
+    assert {p["server"] for p in mine["probes"]} == {ws.HONEST_1} and len(mine["probes"]) == 2
+    assert f"Showing the probes of {ws.HONEST_1}" in text_of(main_of(site.html(f"/probes?server={ws.HONEST_1}")))
+    assert site.get("/probes?server=pool.ntp.org").status_code == 400
 
 
 def test_a_probe_page_shows_every_source_that_touched_it(site, realistic):
     _, facts = realistic
     html = main_of(site.html(f"/probes/{facts['harvester_probe_id']}"))
     said = text_of(html)
-    assert (f"2 sources in 2 families touched this address: only {ws.HARVESTER} ever knew it, so it passed the "
-            "address on.") in said
+    assert (f"2 sources in 2 scanner families touched this address: only {ws.HARVESTER} ever knew it, so it passed "
+            "the address on.") in said
     first, second = text_of(row_with(html, ws.SCANNER_1)), text_of(row_with(html, ws.SCANNER_2))
-    assert "2001:db8:5ca0:10::/64" in first and " 5.1 96 TCP 21, TCP 22," in first
-    assert "2001:db8:5ca1:10::/64" in second and " 10800.0 40 " in second
+    assert "2001:db8:5ca0:10::/64" in first and " 5.1 s 96 TCP 21–23, 25," in first
+    assert "2001:db8:5ca1:10::/64" in second and " 3 h 0 min 40 " in second
     assert html.index(ws.SCANNER_1) < html.index(ws.SCANNER_2)  # by first touch
+    assert f'href="/scans?scanner={ws.SCANNER_1}"' in html and f'href="/servers?server={ws.HARVESTER}"' in html
     doc = site.json(f"/api/probes/{facts['harvester_probe_id']}")
     assert [s["src"] for s in doc["sources"]] == [ws.SCANNER_1, ws.SCANNER_2]
     assert doc["families"] == ["2001:db8:5ca0:10::/64", "2001:db8:5ca1:10::/64"]
@@ -346,14 +451,20 @@ def test_json_documents(site, realistic):
     overview = site.json("/api/overview")
     assert list(overview) == ["generated", "daemon", "firewall", "privacy", "prober", "clock", "last_record",
                               "capture", "skipped_lines", "gaps", "daemon_clock", "reachability", "inbound_24h",
-                              "storage", "numbers", "latest_harvester", "timeline"]
+                              "storage", "numbers", "harvesters", "watching_servers", "timeline", "health"]
     assert overview["daemon"]["alive"] is True and overview["daemon"]["seen"] is True
     assert overview["numbers"] == {"scans": 5, "sweeps": 1, "scanners": 6, "scanner_families": 5, "probes": 6,
                                    "servers": 6, "harvesters": 1, "suspects": 1, "watching": 1, "clean": 1,
                                    "unverified": 1}
     assert overview["prober"]["prefix"] == ws.PREFIX and overview["prober"]["state"] == "probing"
-    assert overview["latest_harvester"]["server"] == ws.HARVESTER and overview["latest_harvester"]["lag"] == 5.1
-    assert overview["latest_harvester"]["sources"] == 2 and overview["latest_harvester"]["packets"] == 136
+    (card,) = overview["harvesters"]
+    assert card["server"] == ws.HARVESTER and card["min_lag"] == 5.1
+    assert card["first_probe"] == facts["harvester_probe_id"]
+    assert card["sources"] == 2 and card["packets"] == 136 and card["scans"] == 2 and card["probes_touched"] == 1
+    assert card["families"] == ["2001:db8:5ca0:10::/64", "2001:db8:5ca1:10::/64"]
+    assert [w["server"] for w in overview["watching_servers"]] == [ws.HONEST_1]
+    assert overview["health"] == {"state": "all working", "summary": overview["health"]["summary"], "problems": [],
+                                  "unknown": []}
     assert overview["daemon_clock"]["synchronised"] is True and overview["reachability"]["state"] == "declared open"
     assert overview["gaps"]["total"] == 3 and overview["clock"] == {"offset_ms": 3.4, "replies": 3}
     assert sum(overview["timeline"]["scans"]) == 6 and len(overview["timeline"]["probes"]) == 48
@@ -372,7 +483,7 @@ def test_json_documents(site, realistic):
                              "server": ws.HARVESTER, "kind": "ntp", "port": 123, "sent_at": scan["probe"]["sent_at"],
                              "sport": 40123, "lag": 5.1}
     assert [(c["dst"], c["dport"], c["lag"]) for c in scan["candidates"]] == [(ws.HARVESTER, 123, 5.097)]
-    assert scan["suspects"][0]["dst"] == ws.HARVESTER and scan["suspects"][0]["certain"] == 2
+    assert scan["trigger_endpoints"][0]["dst"] == ws.HARVESTER and scan["trigger_endpoints"][0]["certain"] == 2
 
     listing = site.json("/api/scans")
     assert listing["total"] == 6 and listing["pages"] == 1 and listing["per_page"] == 50
@@ -392,9 +503,10 @@ def test_an_empty_store_renders_every_page(empty):
     for url in HTML_PAGES + API + EXPORTS:
         assert site.get(url).status_code == 200, url
     overview = text_of(main_of(site.html("/")))
-    assert "no daemon has written to this store" in overview and "None so far." in overview
+    assert "Nothing recorded yet: no daemon has written to this store." in overview
+    assert "No daemon has written to this store" in overview and "All working" not in overview
     assert "No NTP servers known yet" in site.html("/servers")
-    assert "0 scans · page 1 of 1" in text_of(site.html("/scans")) and "No scans." in site.html("/scans")
+    assert "0 scans Started" not in text_of(site.html("/scans")) and "No scans." in site.html("/scans")
     assert "No scanners seen yet." in site.html("/scanners")
     assert "No probes yet." in site.html("/probes")
     assert site.get("/export/harvesters.csv").get_data(as_text=True).strip() == ",".join(CSV_COLUMNS)
@@ -413,12 +525,12 @@ def test_a_missing_store_says_so_with_503(tmp_path):
         assert response.status_code == 503, url
         assert response.mimetype == "text/html"
         assert f"No HarvestWatch store at {path} yet: the daemon has not run." in response.get_data(as_text=True)
-    for url in API:
+    for url in API[1:]:  # the list of JSON views needs no store
         response = site.get(url)
         assert response.status_code == 503 and response.mimetype == "application/json"
         assert response.get_json() == {"error": f"No HarvestWatch store at {path} yet: the daemon has not run.",
                                        "status": 503}
-    assert site.get("/about").status_code == 200  # the explanation needs no store
+    assert site.get("/about").status_code == 200 and site.get("/api/").status_code == 200  # these need no store
     assert not path.exists()  # reading never creates one
     # A stranger learns nothing about the store, not even that it is missing.
     stranger = site.get("/api/overview", remote="2001:db8:ffff::1")
@@ -527,23 +639,26 @@ def test_a_store_filled_by_analyze_alone(analyzed):
     site = Client(path)
     overview = text_of(main_of(site.html("/")))
     assert "no daemon has written to this store (filled by harvestwatch analyze)" in overview
+    assert (f"This store holds what harvestwatch analyze found in firewall logs: {truth['portscans']} scans and "
+            f"{truth['sweeps']} sweep") in overview and "All working" not in overview
     assert "Firewall unknown" in overview and "Prober not running" in overview
     html = site.html("/")
     assert "<b>0</b>confirmed harvesters" in html and f"<b>{truth['portscans']}</b>scans" in html
     assert "No NTP servers known yet" in site.html("/servers")
-    assert site.json("/api/servers") == {"page": 1, "per_page": 100, "total": 0, "pages": 1, "servers": []}
+    assert site.json("/api/servers") == {"filters": {}, "page": 1, "per_page": 100, "total": 0, "pages": 1,
+                                         "servers": []}
     doc = site.json("/api/overview")
     assert doc["daemon"] == {"seen": False, "alive": False, "heartbeat": None, "started": None, "clean_stop": False}
     assert doc["prober"] is None and doc["numbers"]["harvesters"] == doc["numbers"]["suspects"] == 0
     assert sum(doc["timeline"]["scans"]) > 0  # the timeline ends at the newest scan of the old log
     scans = site.json("/api/scans?kind=portscan")
     assert scans["total"] == truth["portscans"] and truth["candidate"] > 0
-    assert f"{truth['portscans'] + truth['sweeps']} scans" in text_of(site.html("/scans"))
+    assert f"{truth['portscans'] + truth['sweeps']} scans Started" in text_of(site.html("/scans"))
     (candidate, *_) = [s for s in scans["scans"] if s["attribution"] == "candidate"]
     page = text_of(main_of(site.html(f"/scans/{candidate['id']}")))
-    assert "Trigger packets (candidate)" in page and "These endpoints across all scans" in page
-    assert "Certain:" not in page
-    assert site.json(f"/api/scans/{candidate['id']}")["suspects"]
+    assert "Trigger candidates candidate" in page and "These endpoints across all scans" in page
+    assert "Certain" not in page
+    assert site.json(f"/api/scans/{candidate['id']}")["trigger_endpoints"]
     assert "No probes yet." in site.html("/probes")
     metrics = site.get("/metrics")
     assert metrics.status_code == 200 and "harvestwatch_daemon_up 0" in metrics.get_data(as_text=True)
@@ -562,7 +677,7 @@ def test_hostile_strings_are_escaped_everywhere(hostile):
         for raw in ("<script>alert", "<img src=x", "<b onmouseover"):
             assert raw not in html, (url, raw)
         # The only script is the page's own file.
-        assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/refresh.js" defer>'], url
+        assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/page.js" defer>'], url
     for url, fields in HOSTILE_ON.items():
         html = site.html(url)
         for field in fields:
@@ -678,9 +793,44 @@ def test_pages_need_nothing_inline(site):
 def test_no_route_accepts_a_write(site):
     rules = list(site.app.url_map.iter_rules())
     assert len(rules) == len(HTML_PAGES + API + EXPORTS) + 5  # + a scan and a probe page, their JSON, the static files
+    assert site.json("/api/")["views"][0] == {"path": "/api/overview", "what": site.json("/api/")["views"][0]["what"]}
+    for view in site.json("/api/")["views"]:  # every JSON view listed answers
+        assert site.get(view["path"].replace("<id>", "1")).status_code == 200, view
     for rule in rules:
         assert rule.methods <= {"GET", "HEAD", "OPTIONS"}, rule
         url = re.sub(r"<(?:int:)?(?:scan|probe)_id>", "1", re.sub(r"<(?:path:)?filename>", "style.css", rule.rule))
         assert "<" not in url, url
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             assert site.open(url, method).status_code == 405, (method, url)
+
+
+def test_pages_kept_between_commits_follow_what_changes_them(tmp_path):
+    """The Scanners page is kept while its scans, touches and names stay the same (a heartbeat
+    changes none), the Probes page per commit and minute: a new scan, touch or probe shows at once."""
+    path = tmp_path / "harvestwatch.sqlite"
+    facts = ws.fill_realistic_store(path)
+    site = Client(str(path))
+    before = site.html("/scanners")
+    assert site.html("/scanners") == before
+    newcomer = "2001:db8:5ca9:10::77"
+    store = Store(str(path))
+    try:
+        store.set_status({"heartbeat": facts["now"]})  # a commit that changes no scan: the same page
+        assert site.html("/scanners") == before
+        store.add_scans([Scan(PORTSCAN, newcomer, ws.STABLE, facts["now"] - 20, facts["now"] - 19, 12,
+                              [("TCP", port) for port in range(1, 13)])])
+        after = site.html("/scanners")
+        assert newcomer in after and "6 families" in text_of(after)
+        # A touch of the harvester's probe address from the newcomer's family: it was fed too.
+        touch = [facts["now"] - 10, facts["now"] - 9, 1]
+        store.add_touches({(facts["harvester_probe_id"], newcomer, "TCP", 22): touch})
+        page = site.html("/scanners")
+        family = text_of(page[page.index("2001:db8:5ca9:10::/64"):])
+        assert family.split("Fed by")[1].startswith(f" {ws.HARVESTER}")
+        # Probes: a new probe shows on the next request.
+        assert "8 probes" not in text_of(site.html("/probes"))
+        store.plan_probe(ws.PROBE_NEVER_SENT.replace("f005", "f006"), ws.HONEST_2, "ntp", 123, facts["now"] + 3600,
+                         planned=facts["now"] - 5)
+        assert "8 probes" in text_of(site.html("/probes"))
+    finally:
+        store.close()

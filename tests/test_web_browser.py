@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -202,24 +203,47 @@ def test_overview_servers_and_a_scan_in_the_browser(realistic_server, watched, t
     w.goto(f"{realistic_server.url}/")
     main = page.locator("main#content")
     assert page.title() == "Overview · HarvestWatch"
-    assert page.locator("dl.health .ok", has_text="running").first.is_visible()
-    harvester = page.locator("p.harvester")
-    assert harvester.is_visible() and ws.HARVESTER in harvester.inner_text()
-    assert "confirmed harvesters" in main.inner_text()
+    card = page.locator("article.harvester-card")
+    assert card.count() == 1 and card.is_visible() and ws.HARVESTER in card.inner_text()
+    assert page.locator("p.health-line.ok").inner_text().startswith("All working")
+    assert not page.locator("details#health-details").get_attribute("open")  # nothing wrong: folded
     assert page.locator("svg.timeline rect.scan").count() > 0
+    assert page.locator(".x-axis time").count() == 5
     # The stylesheet applied (a CSP mistake would leave the page unstyled, silently).
     assert page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor") == "rgb(34, 48, 58)"
+    # page.js made every time local and relative, the exact UTC time on hover.
+    caught = card.locator("time").first
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", caught.get_attribute("title"))
+    assert "UTC" not in caught.inner_text() and caught.inner_text().endswith("ago)")
+    # The heartbeat's time, folded away, localised all the same.
+    assert main.locator("dl.health time").first.text_content() == "just now"
     w.screenshot(screens, "overview-desktop")
 
-    page.locator("nav a", has_text="Servers").click()
-    page.wait_for_url(f"{realistic_server.url}/servers")
+    # Each link on the card leads where it says.
+    card.locator("a", has_text="every probe of it").click()
+    page.wait_for_url(f"{realistic_server.url}/probes?server={ws.HARVESTER}")
+    assert page.locator("tbody tr").count() == 1 and ws.PROBE_HARVESTER in page.locator("tbody tr").inner_text()
+    page.go_back()
+    card.locator("a", has_text="2 scans of its probe addresses").click()
+    page.wait_for_url(f"{realistic_server.url}/scans?server={ws.HARVESTER}")
+    assert page.locator("tbody tr").count() == 2
+    page.go_back()
+    page.locator(".numbers a", has_text="being watched").click()
+    page.wait_for_url(f"{realistic_server.url}/servers?verdict=watching")
+    assert page.locator("tbody tr").count() == 1 and ws.HONEST_1 in page.locator("tbody tr").inner_text()
+    page.go_back()
+    card.locator("h2 a").click()
+    page.wait_for_url(f"{realistic_server.url}/servers?server={ws.HARVESTER}")
     row = page.locator("tr.verdict-harvester")
     assert row.count() == 1 and ws.HARVESTER in row.inner_text()
     badge = row.locator(".badge.harvester")
     assert badge.is_visible() and badge.inner_text() == "confirmed harvester"
     assert page.evaluate("getComputedStyle(document.querySelector('.badge.harvester')).backgroundColor") \
         == "rgb(217, 83, 79)"
-    for verdict in ("suspect", "unverified", "watching", "clean", "unprobed"):
+
+    page.locator("nav a", has_text="Servers").click()
+    page.wait_for_url(f"{realistic_server.url}/servers")
+    for verdict in ("harvester", "suspect", "unverified", "watching", "clean", "unprobed"):
         assert page.locator(f"tr.verdict-{verdict}").count() == 1, verdict
     assert "scans could not reach this appliance" in page.locator("tr.verdict-unverified").inner_text()
     w.screenshot(screens, "servers-desktop")
@@ -227,36 +251,72 @@ def test_overview_servers_and_a_scan_in_the_browser(realistic_server, watched, t
     scan_id = _first_probe_scan(realistic_server)
     w.goto(f"{realistic_server.url}/scans/{scan_id}")
     assert page.locator("h1").inner_text() == f"Scan {scan_id}"
+    assert page.locator("p.sentence").inner_text().startswith(f"{ws.SCANNER_1} tried 96 ports of ")
     certain = page.locator("p.harvester")
-    assert certain.is_visible() and "The scan began 5.1 s later." in certain.inner_text()
-    triggers = page.locator("h2:has-text('Trigger packets') + p + div table tbody tr")
+    assert certain.is_visible() and "5.1 s before the scan" in certain.inner_text()
+    assert not page.locator("pre.detective").is_visible()  # the raw line waits, folded, for the expert
+    page.locator("details#raw summary").click()
+    assert page.locator("pre.detective").is_visible()
+    triggers = page.locator("h2:has-text('Trigger candidates') + p + div table tbody tr")
     assert triggers.count() == 1
     cells = triggers.first.locator("td").all_inner_texts()
-    assert cells[1] == "5.097 s" and cells[4] == f"[{ws.HARVESTER}]:123 UDP"
+    assert cells[1] == "5.1 s" and cells[4] == f"[{ws.HARVESTER}]:123 UDP"
     w.screenshot(screens, "scan-desktop")
+    certain.locator("a", has_text="probe").click()
+    page.wait_for_url(f"{realistic_server.url}/probes/*")
+    assert page.locator("h1").inner_text().startswith("Probe ")
+    assert ws.PROBE_HARVESTER in page.locator("p.sentence").inner_text()
 
-    # The page links from one to the other as a user would click.
     w.goto(f"{realistic_server.url}/scans?attribution=candidate")
     assert page.locator("tbody tr").count() == 2
     w.assert_clean()
 
 
-@pytest.mark.parametrize("name, path", [("overview", "/"), ("servers", "/servers"), ("scans", "/scans"),
-                                        ("scan", None), ("probes", "/probes"), ("scanners", "/scanners")])
-def test_pages_fit_a_phone(realistic_server, watched, tmp_path, name, path):
-    w = watched(PHONE)
-    path = path or f"/scans/{_first_probe_scan(realistic_server)}"
-    w.goto(f"{realistic_server.url}{path}")
+PAGES = [("overview", "/"), ("servers", "/servers"), ("scans", "/scans"), ("scan", None), ("probes", "/probes"),
+         ("probe", "probe"), ("scanners", "/scanners"), ("about", "/about")]
+
+
+def _path(server: PageServer, path: str | None) -> str:
+    if path is None:
+        return f"/scans/{_first_probe_scan(server)}"
+    if path == "probe":
+        return f"/probes/{server.get_json(f'/api/scans/{_first_probe_scan(server)}')['probe']['id']}"
+    return path
+
+
+@pytest.mark.parametrize("name, path", PAGES)
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_every_page_fits_its_screen(realistic_server, watched, tmp_path, name, path, screen):
+    viewport = PHONE if screen == "phone" else DESKTOP
+    w = watched(viewport)
+    w.goto(f"{realistic_server.url}{_path(realistic_server, path)}")
     width = w.page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"] + 2, f"{path} is {width} px wide on a {PHONE['width']} px screen"
+    assert width <= viewport["width"] + 2, f"{path} is {width} px wide on a {viewport['width']} px screen"
     assert w.page.locator("main#content h1").is_visible()
-    if name in ("overview", "servers", "scan"):
-        w.screenshot(tmp_path / "screens", f"{name}-phone")
+    # No address is cut or broken: each <code> is one line, inside the screen.
+    overflowing = w.page.evaluate("""[...document.querySelectorAll('main code')].filter(c => {
+        const r = c.getBoundingClientRect(); return r.right > innerWidth + 1 || r.height > 2.2 * parseFloat(
+        getComputedStyle(c).lineHeight || 16) && !c.closest('h2'); }).map(c => c.textContent)""")
+    assert overflowing == [], overflowing
+    if screen == "phone" and name in ("servers", "probes", "scans"):
+        # Tables are cards on a phone: the blamed server is on screen, labelled, not cut off to the right.
+        row = w.page.locator("tbody tr").first
+        assert row.evaluate("r => getComputedStyle(r).display") == "block"
+    w.screenshot(tmp_path / "screens", f"{name}-{screen}")
+    w.assert_clean()
+
+
+def test_the_harvester_card_is_above_the_fold_on_a_phone(realistic_server, watched):
+    w = watched(PHONE)
+    w.goto(f"{realistic_server.url}/")
+    box = w.page.locator("article.harvester-card h2").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE["height"], box
+    assert ws.HARVESTER in w.page.locator("article.harvester-card h2").inner_text()
     w.assert_clean()
 
 
 def test_the_page_refreshes_in_place(watched, tmp_path):
-    """refresh.js refetches every 30 s: the browser's clock is driven so the test need not wait."""
+    """page.js refetches every 30 s: the browser's clock is driven so the test need not wait."""
     db = tmp_path / "harvestwatch.sqlite"
     facts = ws.fill_realistic_store(db)
     server = PageServer(str(db), tmp_path / "serve.log")
@@ -266,6 +326,7 @@ def test_the_page_refreshes_in_place(watched, tmp_path):
         page.clock.install()
         w.goto(f"{server.url}/")
         assert page.locator("main#content").get_attribute("data-refresh") == "30"
+        page.locator("details#health-details summary").click()  # opened by the reader: stays open
         assert "4 live probe addresses" in page.locator("main#content").inner_text()
         page.evaluate("window.__marker = 'same document'; window.__old = document.getElementById('content')")
 
@@ -286,7 +347,9 @@ def test_the_page_refreshes_in_place(watched, tmp_path):
         assert page.evaluate("window.__marker") == "same document"  # no reload
         assert page.evaluate("window.__old !== document.getElementById('content')")  # <main> was swapped
         assert page.evaluate("window.__old.isConnected") is False
-        assert "Gaps 4" in page.locator("dl.health").inner_text().replace("\n", " ").replace("\t", " ")
+        assert "4 times the capture could not see everything" in page.locator("dl.health").inner_text()
+        assert page.locator("details#health-details").get_attribute("open") is not None
+        assert "UTC" not in page.locator("dl.health time").first.text_content()  # the fresh content localised too
         w.screenshot(tmp_path / "screens", "overview-refreshed")
         w.assert_clean()
     finally:
@@ -303,8 +366,8 @@ def test_hostile_strings_show_as_text_and_run_nothing(watched, tmp_path):
         scan_pages = [f"/scans/{s['id']}" for s in server.get_json("/api/scans")["scans"]]
         for path in ["/", "/servers", "/probes", "/scanners", "/scans", *scan_pages]:
             w.goto(f"{server.url}{path}")
-            # Nothing injected became an element: one script (refresh.js), no images, no <b>.
-            assert page.evaluate("[...document.scripts].map(s => s.getAttribute('src'))") == ["/static/refresh.js"]
+            # Nothing injected became an element: one script (page.js), no images, no <b>.
+            assert page.evaluate("[...document.scripts].map(s => s.getAttribute('src'))") == ["/static/page.js"]
             assert page.evaluate("document.images.length") == 0
             assert page.locator("main b[onmouseover]").count() == 0
             if path == "/":

@@ -34,7 +34,7 @@ def write_json(out: TextIO, store, *, parameters: dict, result) -> None:
             out.write((", " if n else "") + scan_json(row, candidates))
         out.write("]")
     out.write(', "touches": ' + json.dumps(touch_documents(store, result.touches)))
-    out.write(', "suspects": ' + json.dumps([suspect_document(row) for row in store.selected_suspects()]))
+    out.write(', "trigger_endpoints": ' + json.dumps([suspect_document(row) for row in store.selected_suspects()]))
     out.write(', "scanner_families": [')
     for n, family in enumerate(scanner_families(store)):
         out.write(", " if n else "")

@@ -12,7 +12,7 @@ from ..detect.scans import network_of
 from ..store.db import NO_PORT, Store
 from ..words import ScanKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "suspects" became "trigger_endpoints" (one word for a server verdict only)
 # Scans whose candidates the reports fetch in one query: few queries, and memory stays flat.
 SCAN_CHUNK = 500
 
@@ -27,18 +27,6 @@ def iso(ts: float) -> str:
 def _minute_text(minute: int) -> str:
     # A scan and its candidates fall within a few minutes: each minute is formatted once.
     return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-
-
-def duration_text(seconds: float) -> str:
-    """A span a person reads at a glance: "3 d 22 h", "41 min", "50 s"."""
-    seconds = max(0.0, seconds)
-    if seconds >= 86400:
-        return f"{int(seconds // 86400)} d {int(seconds % 86400 // 3600)} h"
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-    if seconds >= 60:
-        return f"{int(seconds // 60)} min"
-    return f"{int(seconds)} s"
 
 
 def endpoint_text(proto: str, dst: str, dport: int | None) -> str:

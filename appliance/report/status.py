@@ -5,7 +5,8 @@ import json
 import time
 
 from ..words import LABELS, Verdict
-from .evidence import duration_text, iso
+from .evidence import iso
+from .human import duration_text, plural
 
 HEARTBEAT_STALE = 60.0   # the daemon writes one every few seconds; a minute without one means it is not running
 # How the status command writes each verdict: the one a user must not miss stands out.
@@ -36,13 +37,14 @@ def status_document(store, now: float | None = None) -> dict:
 def verdict_text(server: dict, now: float) -> str:
     """What a server's verdict rests on, in one phrase."""
     verdict, probes = server["verdict"], server["probes"]
-    count = f"{probes} probe{'s' if probes != 1 else ''}"
+    count = plural(probes, "probe")
     if verdict == Verdict.HARVESTER:
-        packets = f"{server['touches']} packet{'s' if server['touches'] != 1 else ''}"
+        packets = plural(server['touches'], "packet")
         return (f"a probe address was touched {server['min_lag']:.1f} s after its probe ({count}, "
                 f"{server['touched_probes']} touched, {packets})")
     if verdict == Verdict.SUSPECT:
-        return f"preceded {server['candidate_scans']} scan(s) of ordinary addresses, not yet cleared ({count})"
+        return (f"preceded {plural(server['candidate_scans'], 'scan')} of ordinary addresses, not yet cleared "
+                f"({count})")
     if verdict == Verdict.WATCHING:
         return f"watching its probe address, {duration_text(server['watch_ends'] - now)} left ({count})"
     if verdict == Verdict.CLEAN:

@@ -13,6 +13,7 @@ from .evidence import (
     suspect_document,
     touch_documents,
 )
+from .human import plural
 
 
 def write_text(out: TextIO, store, lookback: float, touches: dict | None = None) -> None:
@@ -50,13 +51,13 @@ def write_text(out: TextIO, store, lookback: float, touches: dict | None = None)
             out.write(f" #{c['rank']} lag={c['lag']:.1f}s @{c['time']}  {source} -> {dest} {c['proto']}\n")
         out.write("\n")
 
-    suspects = [suspect_document(row) for row in store.selected_suspects()]
-    out.write(f"SUSPECTS: remote endpoints contacted from scanned addresses before their scans "
-              f"({len(suspects)})\n")
-    if suspects:
-        width = max(len(s["endpoint"]) for s in suspects)
+    endpoints = [suspect_document(row) for row in store.selected_suspects()]
+    out.write(f"TRIGGER ENDPOINTS: remote endpoints contacted from scanned addresses before their scans, most "
+              f"likely trigger first ({len(endpoints)})\n")
+    if endpoints:
+        width = max(len(s["endpoint"]) for s in endpoints)
         out.write(f"  {'endpoint':<{width}}  scans  certain   score  contacted-by  hit-rate  min-lag  median-lag\n")
-        for s in suspects:
+        for s in endpoints:
             out.write(f"  {s['endpoint']:<{width}}  {s['scans']:5d}  {s['certain']:7d}  {s['score']:6.2f}  "
                       f"{s['exposures']:12d}  {s['hit_rate']:7.0%}  {s['min_lag']:6.1f}s  {s['median_lag']:9.1f}s\n")
     found = touch_documents(store, touches or {})
@@ -66,11 +67,11 @@ def write_text(out: TextIO, store, lookback: float, touches: dict | None = None)
         for t in found:
             port = "" if t["port"] is None else f" {t['port']}"
             out.write(f"  {t['first']}  lag {t['lag']:.1f}s  {t['src']} -> {t['probe_address']} {t['proto']}{port}"
-                      f"  ({t['packets']} packets)  probe {t['probe_id']} to {t['server']}\n")
+                      f"  ({plural(t['packets'], 'packet')})  probe {t['probe_id']} to {t['server']}\n")
     families = scanner_families(store)
     out.write(f"\nSCANNER FAMILIES ({len(families)})\n")
     for f in families:
         out.write(f"  {f['net']:<24}  addresses {f['addresses']:4d}  scans {f['scans']:5d}  "
                   f"sweeps {f['sweeps']:3d}  {f['first']} .. {f['last']}\n")
-    out.write(f"\n{portscans} scans, {sweeps} sweeps.\n")
+    out.write(f"\n{plural(portscans, 'scan')}, {plural(sweeps, 'sweep')}.\n")
 

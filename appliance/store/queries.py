@@ -11,8 +11,10 @@ import sqlite3
 from ..words import ScanKind
 
 # The Scans page's filters: query-string name -> column.
-SCAN_FILTERS = {"scanner": "scanner", "target": "target", "family": "scanner_net", "attribution": "attribution",
-                "kind": "kind"}
+# What each filter of the Scans page compares with its value ("server": the scans of its probe addresses).
+SCAN_FILTERS = {"scanner": "scanner = ?", "target": "target = ?", "family": "scanner_net = ?",
+                "attribution": "attribution = ?", "kind": "kind = ?",
+                "server": "probe_id IN (SELECT id FROM probes WHERE server = ?)"}
 
 
 class Queries:
@@ -96,14 +98,6 @@ class Queries:
             lags.setdefault(server, []).append(lag)
         return lags
 
-    def latest_touch(self) -> sqlite3.Row | None:
-        """The probe whose address was touched last, with its first touch and how many sources."""
-        return self.db.execute(
-            "SELECT p.id, p.server, p.address, p.kind, p.sent_at, min(t.first_ts) AS first_touch, "
-            "max(t.last_ts) AS last_touch, count(DISTINCT t.src) AS sources, sum(t.packets) AS packets "
-            "FROM touches t JOIN probes p ON p.id = t.probe_id GROUP BY p.id ORDER BY last_touch DESC LIMIT 1"
-        ).fetchone()
-
     def touches_of(self, probe_id: int) -> list[sqlite3.Row]:
         """A probe address's touches, by source family then source, each source's ports in order."""
         return self.db.execute("SELECT * FROM touches WHERE probe_id=? ORDER BY src_net, src, first_ts, proto, dport",
@@ -135,7 +129,7 @@ class Queries:
     def scan_page(self, filters: dict, limit: int, offset: int) -> tuple[int, list[sqlite3.Row]]:
         """(matching scans, one page of them newest first) for the filters in SCAN_FILTERS. The
         rows leave out the port lists and targets (most of a row): a list shows counts only."""
-        where = [f"{SCAN_FILTERS[key]} = ?" for key in filters]
+        where = [SCAN_FILTERS[key] for key in filters]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         args = list(filters.values())
         total = self._one(f"SELECT count(*) FROM scans {clause}", args)
@@ -156,6 +150,17 @@ class Queries:
         return tops
 
     # -- scanners and probes ------------------------------------------------------------------------
+    def scanners_fingerprint(self) -> tuple:
+        """What the Scanners page is made of, in a few fast reads: scans are written once (later
+        updates set only their attribution and probe), so their lowest and highest ids and the
+        count of probe-address scans change whenever the page would; then the touches and names."""
+        names = self.db.execute("SELECT count(*), max(checked) FROM scanner_names").fetchone() \
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='scanner_names'").fetchone() else None
+        return (tuple(self.db.execute("SELECT min(id), max(id) FROM scans").fetchone()),
+                self._one("SELECT count(*) FROM scans WHERE probe_id IS NOT NULL"),
+                tuple(self.db.execute("SELECT count(*), max(last_ts), sum(packets) FROM touches").fetchone()),
+                tuple(names) if names else None)
+
     def scanner_page(self, limit: int, offset: int, per_family: int) -> tuple[int, list[sqlite3.Row]]:
         """(families in all, one page of them): the busiest families first, each row one scanner
         address (at most `per_family` of a family, by address) with its family's totals beside it."""
@@ -178,11 +183,46 @@ class Queries:
     def probe(self, probe_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM probes WHERE id=?", (probe_id,)).fetchone()
 
-    def latest_probes(self, limit: int) -> list[sqlite3.Row]:
-        """The newest probes, each with how many scans and touch packets its address drew."""
+    def latest_probes(self, limit: int, server: str | None = None) -> list[sqlite3.Row]:
+        """The newest probes (of one server, if named), each with how many scans and touch packets
+        its address drew."""
+        where, args = ("WHERE p.server = ?", (server, limit)) if server else ("", (limit,))
         return self.db.execute("SELECT p.*, (SELECT count(*) FROM scans s WHERE s.probe_id = p.id) AS scans, "
                                "(SELECT coalesce(sum(packets), 0) FROM touches t WHERE t.probe_id = p.id) AS touches "
-                               "FROM probes p ORDER BY p.planned DESC LIMIT ?", (limit,)).fetchall()
+                               f"FROM probes p {where} ORDER BY p.planned DESC LIMIT ?", args).fetchall()
+
+    def harvester_summaries(self) -> list[sqlite3.Row]:
+        """Per server whose probe addresses were touched: when first and last, how many of its probe
+        addresses, sources, families and packets, its first touched probe, and its scans of probe
+        addresses. The Overview's harvester cards, the most recent first."""
+        return self.db.execute(
+            "WITH touched AS (SELECT p.server, p.id AS probe_id, p.sent_at, min(t.first_ts) AS first_ts, "
+            "  max(t.last_ts) AS last_ts, sum(t.packets) AS packets FROM touches t JOIN probes p ON p.id = t.probe_id "
+            "  GROUP BY p.id) "
+            "SELECT touched.server, min(first_ts) AS first_touch, max(last_ts) AS last_touch, "
+            "  count(*) AS probes_touched, sum(packets) AS packets, min(first_ts - sent_at) AS min_lag, "
+            "  (SELECT probe_id FROM touched t2 WHERE t2.server = touched.server ORDER BY first_ts LIMIT 1) "
+            "  AS first_probe, "
+            "  (SELECT count(DISTINCT t.src) FROM touches t JOIN probes p ON p.id = t.probe_id "
+            "   WHERE p.server = touched.server) AS sources, "
+            "  (SELECT group_concat(src_net, ' ') FROM (SELECT DISTINCT t.src_net FROM touches t JOIN probes p "
+            "   ON p.id = t.probe_id WHERE p.server = touched.server ORDER BY t.src_net)) AS families, "
+            "  (SELECT count(*) FROM scans s JOIN probes p ON p.id = s.probe_id WHERE p.server = touched.server) "
+            "  AS scans "
+            "FROM touched GROUP BY touched.server ORDER BY last_touch DESC").fetchall()
+
+    def servers_fed(self, families: list[str]) -> dict[str, list[str]]:
+        """For each scanner family named, the servers whose probe addresses it touched: the harvesters
+        that fed it."""
+        if not families:
+            return {}
+        fed: dict[str, list[str]] = {}
+        marks = ",".join("?" * len(families))
+        for row in self.db.execute(f"SELECT DISTINCT t.src_net, p.server FROM touches t JOIN probes p "
+                                   f"ON p.id = t.probe_id WHERE t.src_net IN ({marks}) ORDER BY t.src_net, p.server",
+                                   families):
+            fed.setdefault(row[0], []).append(row[1])
+        return fed
 
     def probe_counts(self, now: float) -> tuple[int, int]:
         """(probes ever planned, probe addresses still in their observation window)."""

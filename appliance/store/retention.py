@@ -6,7 +6,7 @@ unverified window into a clean one). Ordinary records age out after `keep_days`:
 sweeps that nothing was attributed to, outbound contacts, gaps outside every window, pool answers
 of servers never probed, names of scanners no longer stored. Beyond `max_mb` of used pages,
 ordinary records go oldest first: unattributed scans, then contacts, then scans with trigger
-candidates (the suspects' statistics then cover the period kept).
+candidates (the trigger endpoints' statistics then cover the period kept).
 
 Deleting frees pages inside the file, which SQLite reuses; the file itself does not shrink (a
 VACUUM needs a second copy's room, which an SD card that is full does not have).

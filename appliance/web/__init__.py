@@ -11,8 +11,10 @@ import os
 import sqlite3
 
 from flask import Flask, current_app, g
+from markupsafe import Markup
 from werkzeug.exceptions import ServiceUnavailable
 
+from ..report import human
 from ..settings import STORE_PATH
 from ..store.db import StoreError
 from ..words import LABELS, Attribution, ScanKind, Verdict
@@ -31,6 +33,7 @@ def create_app(db_path: str | None = None, *, extra_lan: tuple[str, ...] = (), l
     app.json.compact = False
     # The words the templates compare and show, from their one definition.
     app.jinja_env.globals.update(Attribution=Attribution, LABELS=LABELS, ScanKind=ScanKind, Verdict=Verdict)
+    app.jinja_env.filters.update(plural=human.plural, port_ranges=human.port_ranges, lag=human.lag_text, when=when)
     from . import views
     app.register_blueprint(views.pages)
     app.register_blueprint(views.api, url_prefix="/api")
@@ -41,6 +44,16 @@ def create_app(db_path: str | None = None, *, extra_lan: tuple[str, ...] = (), l
     app.after_request(_security_headers)
     app.teardown_appcontext(_close_store)
     return app
+
+
+def when(iso_time: str | None, style: str = "ago") -> Markup:
+    """A time as the page shows it: to the minute in UTC, which page.js turns into the viewer's
+    local time and how long ago ("ago"), or the local day and clock alone ("clock", a chart's axis);
+    the exact UTC time on hover either way."""
+    if not iso_time:
+        return Markup("—")
+    return Markup('<time datetime="{0}" title="{0}" data-style="{1}">{2}</time>').format(
+        iso_time, style, human.utc_text(iso_time))
 
 
 def _security_headers(response):

@@ -15,7 +15,8 @@ import statistics
 import threading
 import time
 
-from ..report.evidence import duration_text, iso, scan_document, suspect_document
+from ..report.evidence import iso, scan_document, suspect_document
+from ..report.human import duration_text, utc_text
 from ..report.status import daemon_state, verdict_text
 from ..store.db import NO_PORT, Store
 from ..words import Attribution, ScanKind, Verdict
@@ -41,21 +42,24 @@ class _Memo:
         self.lock = threading.Lock()
         self.stores: dict[str, dict] = {}
 
-    def get(self, store: Store, name: str, compute):
+    def get(self, store: Store, name: str, compute, still_good=None):
         slot, version = self._version(store)
         if version is None:
             return compute()
+
+        def current(kept) -> bool:
+            return kept is not None and kept[0] == version and (still_good is None or still_good(kept[1]))
         with slot["lock"]:
             if slot["version"] != version:  # something was committed: nothing kept is current
                 slot["version"], slot["values"], slot["flights"] = version, {}, {}
             kept = slot["values"].get(name)
-            if kept is not None and kept[0] == version:
+            if current(kept):
                 return kept[1]
             flight = slot["flights"].setdefault(name, threading.Lock())
         with flight:
             with slot["lock"]:
                 kept = slot["values"].get(name)
-                if kept is not None and kept[0] == version:
+                if current(kept):
                     return kept[1]
             value = compute()
             with slot["lock"]:
@@ -97,10 +101,49 @@ class _Memo:
 _memo = _Memo()
 
 
-def memoized(store: Store, name, compute):
-    """`compute()`, or its result kept from an earlier call on the same store content (see _Memo):
-    for what depends on the store alone, never on the time. The result is shared; do not change it."""
-    return _memo.get(store, name, compute)
+def memoized(store: Store, name, compute, still_good=None):
+    """`compute()`, or its result kept from an earlier call on the same store content (see _Memo)
+    for which `still_good(result)` holds, if given (what also depends on the time says when it is
+    stale). The result is shared; do not change it."""
+    return _memo.get(store, name, compute, still_good)
+
+
+class _Lasting:
+    """Results kept across commits for as long as a fingerprint of what they are made of stays the
+    same: the Scanners page reads every scan (a third of a second on 100,000), while most commits
+    (the daemon's heartbeat every few seconds) change none. The fingerprint is read once per commit."""
+
+    MAX = 32
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.kept: dict[tuple, tuple] = {}
+
+    def get(self, store: Store, name, fingerprint, compute):
+        try:
+            st = os.stat(store.path)
+        except (OSError, TypeError, AttributeError):
+            return compute()
+        print_ = _memo.get(store, ("fingerprint", name), fingerprint)
+        key = (os.getpid(), st.st_dev, st.st_ino, name)
+        with self.lock:
+            kept = self.kept.get(key)
+        if kept is not None and kept[0] == print_:
+            return kept[1]
+        value = _memo.get(store, ("lasting", name), compute)  # one thread computes it, the others wait
+        with self.lock:
+            if len(self.kept) >= self.MAX and key not in self.kept:
+                self.kept.pop(next(iter(self.kept)))
+            self.kept[key] = (print_, value)
+        return value
+
+
+_lasting = _Lasting()
+
+
+def lasting(store: Store, name, fingerprint, compute):
+    """`compute()`, kept across commits that leave `fingerprint()` unchanged (see _Lasting)."""
+    return _lasting.get(store, name, fingerprint, compute)
 
 
 def _verdicts(store: Store) -> list[dict]:
@@ -114,13 +157,83 @@ def overview(store: Store, now: float | None = None) -> dict:
     # Everything but the clock comes from the store: read once per commit (see _Memo), copied out.
     status, stored = copy.deepcopy(_memo.get(store, "overview", lambda: _stored_overview(store)))
     daemon = daemon_state(status, now)
-    return {
+    document = {
         "generated": iso(now),
         "daemon": {**daemon, "heartbeat": _iso_or_none(daemon["heartbeat"]),
                    "started": _iso_or_none(daemon["started"])},
         **stored,
         "timeline": timeline(store, now),
     }
+    document["health"] = health(document)
+    return document
+
+
+BAD_REACH = ("unreachable", "closed", "partly", "pinholes lost")
+
+
+def health(doc: dict) -> dict:
+    """The Overview's one health line: "all working", or what is wrong, most serious first, each
+    with what to do. Claims "all working" only when a running daemon reported every part in force."""
+    daemon = doc["daemon"]
+    if not daemon["seen"]:
+        return {"state": "no daemon", "summary": "No daemon has written to this store: nothing here is live.",
+                "problems": [], "unknown": []}
+    problems = []
+
+    def problem(what: str, fix: str, anchor: str) -> None:
+        problems.append({"what": what, "fix": fix, "anchor": anchor})
+
+    if not daemon["alive"]:
+        problem(f"The daemon is not running (last heard from {utc_text(daemon['heartbeat'])}); everything "
+                "below is as it last wrote it.",
+                "Start it: sudo systemctl start harvestwatch (sudo journalctl -u harvestwatch says why it "
+                "stopped).", "daemon")
+    clock = doc.get("daemon_clock")
+    if clock is not None and not clock.get("synchronised"):
+        problem(f"The clock is not synchronised ({clock.get('detail')}): nothing is probed or recorded until it is.",
+                "Let the appliance reach NTP servers (UDP port 123 out to the internet) and wait a few minutes.",
+                "clock")
+    firewall = doc.get("firewall")
+    if firewall is not None and not firewall.get("in_force"):
+        problem("The firewall rules are not in force: scans are not being logged.",
+                "Restart the daemon (sudo systemctl restart harvestwatch); sudo harvestwatch firewall verify "
+                "names what is missing.", "firewall")
+    privacy = doc.get("privacy")
+    if privacy is not None and not privacy.get("in_force"):
+        problem("IPv6 privacy addresses are not in force.",
+                "Restart the daemon; if it persists, see the privacy line below for what the kernel refused.",
+                "privacy")
+    prober = doc.get("prober")
+    if prober and prober.get("state") in ("paused", "failed"):
+        problem(f"Probing is {prober['state']}: {prober.get('reason') or 'no reason given'}.",
+                "The appliance needs a global IPv6 address from your router (SLAAC); check the cable and "
+                "that IPv6 is on in the router.", "prober")
+    reach = doc.get("reachability")
+    if reach and reach.get("state") in BAD_REACH:
+        problem(f"Scans may not reach this appliance ({reach['state']}: {reach['detail']}): no server can be "
+                "called clean.", (reach.get("advice") or ["See the reachability line below."])[0], "reachability")
+    storage = doc.get("storage") or {}
+    if storage.get("disk_full_since"):
+        problem(f"The disk is full since {utc_text(storage['disk_full_since'])}: new records wait in memory.",
+                "Free space on the card (or lower store.max_mb).", "store")
+    if problems:
+        summary = "Something is wrong:" if len(problems) == 1 else f"{len(problems)} things are wrong:"
+        return {"state": "problems", "summary": summary, "problems": problems, "unknown": []}
+    # "All working" only for what the daemon reported; what it has not yet is named, not assumed.
+    unknown = [name for name, known in (
+        ("the clock", clock is not None), ("the firewall", firewall is not None),
+        ("the privacy addresses", privacy is not None),
+        ("whether scans can reach this appliance", bool(reach) and reach.get("state") != "not asked yet"))
+        if not known]
+    if unknown:
+        return {"state": "partly known", "summary": "Nothing is wrong that the daemon has seen, but it has not yet "
+                f"reported {_and_list(unknown)}.", "problems": [], "unknown": unknown}
+    return {"state": "all working", "summary": "All working: the daemon runs, the clock is synchronised, the "
+            "firewall is in force and scans can reach this appliance.", "problems": [], "unknown": []}
+
+
+def _and_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
 def _firewall(firewall: dict | None) -> dict | None:
@@ -179,19 +292,26 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
             "clean": sum(v["verdict"] == Verdict.CLEAN for v in verdicts),
             "unverified": sum(v["verdict"] == Verdict.UNVERIFIED for v in verdicts),
         },
-        "latest_harvester": _latest_harvester(store),
+        "harvesters": _harvester_cards(store, verdicts),
+        "watching_servers": [{"server": v["server"], "pools": list(v["pools"]), "probes": v["probes"],
+                              "watch_ends": _iso_or_none(v["watch_ends"])}
+                             for v in verdicts if v["verdict"] == Verdict.WATCHING][:WATCHING_SHOWN],
     }
 
 
-def _latest_harvester(store: Store) -> dict | None:
-    """The probe address touched last: its server is a confirmed harvester."""
-    row = store.latest_touch()
-    if row is None:
-        return None
-    return {"server": row["server"], "probe_id": row["id"], "probe_address": row["address"],
-            "probe_kind": row["kind"], "probe_time": iso(row["sent_at"]), "first_touch": iso(row["first_touch"]),
-            "lag": round(row["first_touch"] - row["sent_at"], 3), "sources": row["sources"],
-            "packets": row["packets"]}
+HARVESTER_CARDS = 10   # the Overview's cards; the Servers page lists every harvester
+WATCHING_SHOWN = 10
+
+
+def _harvester_cards(store: Store, verdicts: list[dict]) -> list[dict]:
+    """One card per confirmed harvester, the latest touched first: what it did and the evidence."""
+    pools = {v["server"]: list(v["pools"]) for v in verdicts}
+    probes = {v["server"]: v["probes"] for v in verdicts}
+    return [{"server": r["server"], "pools": pools.get(r["server"], []), "probes": probes.get(r["server"], 0),
+             "first_touch": iso(r["first_touch"]), "last_touch": iso(r["last_touch"]),
+             "probes_touched": r["probes_touched"], "sources": r["sources"], "packets": r["packets"],
+             "families": (r["families"] or "").split(), "scans": r["scans"], "min_lag": round(r["min_lag"], 1),
+             "first_probe": r["first_probe"]} for r in store.harvester_summaries()[:HARVESTER_CARDS]]
 
 
 def timeline(store: Store, now: float) -> dict:
@@ -204,7 +324,8 @@ def timeline(store: Store, now: float) -> dict:
 
     scans, probes = _memo.get(store, ("timeline", start), lambda: store.hourly_counts(start, TIMELINE_HOURS))
     return {"start": iso(start), "start_epoch": start, "hours": TIMELINE_HOURS, "scans": list(scans),
-            "probes": list(probes)}
+            "probes": list(probes), "ends_at_data": end < now - 3600,
+            "ticks": [iso(start + i * TIMELINE_HOURS * 3600 // 4) for i in range(5)]}
 
 
 SERVERS_PER_PAGE = 100
@@ -215,10 +336,30 @@ def _paging(page: int, per_page: int, total: int) -> dict:
     return {"page": page, "per_page": per_page, "total": total, "pages": max(1, -(-total // per_page))}
 
 
-def servers(store: Store, page: int = 1, per_page: int = SERVERS_PER_PAGE, now: float | None = None) -> dict:
-    """One page of the servers in verdict order (harvesters first), each with what its verdict rests on."""
+def server_filters(args) -> dict:
+    """The filters a user can put in the Servers page's query string, checked."""
+    filters = {}
+    verdict = args.get("verdict") or ""
+    if verdict:
+        if verdict not in list(Verdict):
+            raise ValueError(f"verdict must be one of {', '.join(Verdict)}")
+        filters["verdict"] = verdict
+    server = (args.get("server") or "").strip()
+    if server:
+        filters["server"] = _address_or_net(server, "server")
+    return filters
+
+
+def servers(store: Store, page: int = 1, per_page: int = SERVERS_PER_PAGE, now: float | None = None,
+            filters: dict | None = None) -> dict:
+    """One page of the servers in verdict order (harvesters first), each with what its verdict rests
+    on; only those of one verdict, or one server, when filtered."""
     now = time.time() if now is None else now
+    filters = filters or {}
     verdicts = _verdicts(store)
+    if filters:
+        verdicts = [v for v in verdicts if v["verdict"] == filters.get("verdict", v["verdict"])
+                    and v["server"] == filters.get("server", v["server"])]
     page = max(1, page)
     result = []
     for verdict in verdicts[(page - 1) * per_page:page * per_page]:
@@ -227,13 +368,13 @@ def servers(store: Store, page: int = 1, per_page: int = SERVERS_PER_PAGE, now: 
         for key in ("first_seen", "last_seen", "last_candidacy", "watch_ends"):
             entry[key] = _iso_or_none(entry[key])
         result.append(entry)
-    return {**_paging(page, per_page, len(verdicts)), "servers": result}
+    return {"filters": filters, **_paging(page, per_page, len(verdicts)), "servers": result}
 
 
 def scan_filters(args) -> dict:
     """The filters a user can put in the Scans page's query string, checked."""
     filters = {}
-    for key in ("scanner", "target", "family"):
+    for key in ("scanner", "target", "family", "server"):
         value = (args.get(key) or "").strip()
         if value:
             filters[key] = _address_or_net(value, key)
@@ -290,7 +431,7 @@ def scan(store: Store, scan_id: int) -> dict | None:
                  "lag": round(row["start"] - p["sent_at"], 3) if p["sent_at"] else None}
     document["probe"] = probe
     # How each candidate endpoint fares across every stored scan, not only this one.
-    document["suspects"] = [suspect_document(s) for s in store.suspects([scan_id])]
+    document["trigger_endpoints"] = [suspect_document(s) for s in store.suspects([scan_id])]
     return document
 
 
@@ -302,13 +443,15 @@ def scanners(store: Store, page: int = 1, per_page: int = PAGE_SIZE) -> dict:
     The first page (the one nearly every visit asks for) is kept until the next commit."""
     page = max(1, page)
     if page == 1 and per_page == PAGE_SIZE:
-        return copy.deepcopy(memoized(store, "scanners", lambda: _scanners(store, 1, PAGE_SIZE)))
+        return copy.deepcopy(lasting(store, "scanners", store.scanners_fingerprint,
+                                     lambda: _scanners(store, 1, PAGE_SIZE)))
     return _scanners(store, page, per_page)
 
 
 def _scanners(store: Store, page: int, per_page: int) -> dict:
     total, rows = store.scanner_page(per_page, (page - 1) * per_page, SCANNERS_PER_FAMILY)
     names = store.scanner_names()  # forward-confirmed reverse DNS only
+    fed = store.servers_fed(sorted({row["scanner_net"] for row in rows}))
     families: dict[str, dict] = {}
     for row in rows:
         family = families.get(row["scanner_net"])
@@ -316,19 +459,27 @@ def _scanners(store: Store, page: int, per_page: int) -> dict:
             family = families[row["scanner_net"]] = {
                 "family": row["scanner_net"], "scans": row["f_all"] - row["f_sweeps"], "sweeps": row["f_sweeps"],
                 "probe_scans": row["f_probe_scans"], "first": iso(row["f_first"]), "last": iso(row["f_last"]),
-                "members": row["f_members"], "scanners": []}
+                "members": row["f_members"], "fed_by": fed.get(row["scanner_net"], []), "scanners": []}
         family["scanners"].append({"address": row["scanner"], "scans": row["scans"] - row["sweeps"],
                                    "sweeps": row["sweeps"], "first": iso(row["first"]), "last": iso(row["last"]),
                                    "rdns": names.get(row["scanner"])})
     return {**_paging(page, per_page, total), "families": list(families.values())}
 
 
-def probes(store: Store, now: float | None = None, limit: int = 200) -> dict:
+def probe_filters(args) -> dict:
+    server = (args.get("server") or "").strip()
+    return {"server": _address_or_net(server, "server")} if server else {}
+
+
+def probes(store: Store, now: float | None = None, limit: int = 200, filters: dict | None = None) -> dict:
+    """The newest probes (of one server, when filtered), the prober's state and its next plans."""
     now = time.time() if now is None else now
-    rows = store.latest_probes(limit)
+    filters = filters or {}
+    rows = store.latest_probes(limit, filters.get("server"))
     prober = store.status().get("prober") or {}
     total, live = store.probe_counts(now)
     return {
+        "filters": filters,
         "reachability": prober.get("reachability"),
         "total": total,
         "live": live,

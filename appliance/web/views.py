@@ -5,6 +5,7 @@ import csv
 import io
 import os
 import sqlite3
+import time
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request
 
@@ -61,11 +62,15 @@ def _scan(scan_id: int) -> dict:
     return doc
 
 
-def _scan_filters() -> dict:
+def _filters(check) -> dict:
     try:
-        return data.scan_filters(request.args)
+        return check(request.args)
     except ValueError as exc:
         abort(400, description=str(exc))
+
+
+def _scan_filters() -> dict:
+    return _filters(data.scan_filters)
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -79,9 +84,11 @@ def servers():
     # Depends on the store's content alone (no clock): rendered once per commit, not per request;
     # a few hundred table rows take longer to render than to read.
     # Only the first page is kept: one entry per page number would let a client grow the memo.
-    page = _page()
-    render = lambda: render_template("servers.html", doc=data.servers(store(), page))  # noqa: E731
-    return data.memoized(store(), ("servers.html", request.script_root), render) if page == 1 else render()
+    page, filters = _page(), _filters(data.server_filters)
+    render = lambda: render_template("servers.html", doc=data.servers(store(), page, filters=filters))  # noqa: E731
+    if page == 1 and not filters:
+        return data.memoized(store(), ("servers.html", request.script_root), render)
+    return render()
 
 
 @pages.get("/scans")
@@ -96,12 +103,25 @@ def scan(scan_id: int):
 
 @pages.get("/scanners")
 def scanners():
-    return render_template("scanners.html", doc=data.scanners(store(), _page()))
+    # The first page is made of scans, touches and names alone (no clock): rendered once while they
+    # stay the same (data.lasting), not per request nor per commit.
+    page = _page()
+    render = lambda: render_template("scanners.html", doc=data.scanners(store(), page))  # noqa: E731
+    if page == 1:
+        return data.lasting(store(), ("scanners.html", request.script_root), store().scanners_fingerprint, render)
+    return render()
 
 
 @pages.get("/probes")
 def probes():
-    return render_template("probes.html", doc=data.probes(store()))
+    # Rendered once per commit and minute (a probe's watch ends on the clock, not on a commit).
+    filters = _filters(data.probe_filters)
+    render = lambda: render_template("probes.html", doc=data.probes(store(), filters=filters))  # noqa: E731
+    if filters:
+        return render()
+    minute = int(time.time() // 60)
+    return data.memoized(store(), ("probes.html", request.script_root), lambda: (minute, render()),
+                         still_good=lambda kept: kept[0] == minute)[1]
 
 
 @pages.get("/probes/<int:probe_id>")
@@ -158,6 +178,23 @@ def error(exc):
 
 
 # -- JSON ----------------------------------------------------------------------------------------
+# Every page's JSON twin, listed at /api/ (the HTML page's path under /api/, same query string).
+API_VIEWS = {"overview": "the Overview: health, harvester cards, numbers, the 48 h timeline",
+             "servers": "the NTP servers and their verdicts (?verdict=, ?server=, ?page=)",
+             "scans": "scans, newest first (?scanner=, ?family=, ?target=, ?server=, ?attribution=, ?kind=, ?page=)",
+             "scans/<id>": "one scan: its ports, trigger candidates and probe",
+             "scanners": "scanner families, busiest first, and the harvesters that fed them (?page=)",
+             "probes": "the probe ledger, newest first (?server=)",
+             "probes/<id>": "one probe: its packet, reachability and every touch",
+             "harvesters": "the evidence against every confirmed harvester, one row per touch"}
+
+
+@api.get("/")
+def api_index():
+    return jsonify({"views": [{"path": f"{request.script_root}/api/{path}", "what": what}
+                              for path, what in API_VIEWS.items()]})
+
+
 @api.get("/overview")
 def api_overview():
     return jsonify(data.overview(store()))
@@ -165,7 +202,7 @@ def api_overview():
 
 @api.get("/servers")
 def api_servers():
-    return jsonify(data.servers(store(), _page()))
+    return jsonify(data.servers(store(), _page(), filters=_filters(data.server_filters)))
 
 
 @api.get("/scans")
@@ -185,7 +222,7 @@ def api_scanners():
 
 @api.get("/probes")
 def api_probes():
-    return jsonify(data.probes(store()))
+    return jsonify(data.probes(store(), filters=_filters(data.probe_filters)))
 
 
 @api.get("/probes/<int:probe_id>")

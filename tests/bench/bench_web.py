@@ -40,9 +40,9 @@ from appliance.probe.send import PROBE_KINDS, PROBE_PORTS  # noqa: E402
 from appliance.store.db import MIGRATIONS, Store  # noqa: E402
 from appliance.synthlog import SCAN_PORTS_TCP, SCAN_PORTS_UDP  # noqa: E402
 
-URLS = ("/", "/servers", "/api/scans")
+URLS = ("/", "/servers", "/scans", "/scanners", "/probes", "/api/scans")
 TARGET_P95_MS = 100.0
-BUILD_VERSION = 2           # bump when the generated data changes shape: old caches are rebuilt
+BUILD_VERSION = 3           # bump when the generated data changes shape: old caches are rebuilt
 LAN = "2001:db8:1:1"        # the appliance's /64 (documentation prefix, like the lab and synthlog)
 DAY = 86400.0
 SCANS_PER_DAY = 800         # the span of the data grows with --scans
@@ -164,7 +164,7 @@ def build_store(path: str, scans: int, seed: int, anchor: float) -> dict:
             lags = sorted([rng.uniform(5, 60)] + [rng.uniform(60, OBSERVATION - 60) for _ in range(rng.randint(0, 4))])
             for lag in lags:
                 if sent_at + lag < anchor - 30:
-                    probe_scans.append((sent_at + lag, address, (server, PROBE_PORTS[kind], sent_at, sport)))
+                    probe_scans.append((sent_at + lag, address, (server, PROBE_PORTS[kind], sent_at, sport, number)))
     db.executemany("INSERT INTO probes(id, address, server, kind, port, planned, sent_at, sport, expires, stratum, "
                    "offset, delay, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", probe_rows)
 
@@ -219,6 +219,7 @@ def build_store(path: str, scans: int, seed: int, anchor: float) -> dict:
     planned = [(start, None, None) for start in starts] + probe_scans
     planned.sort(key=lambda item: item[0])
     scan_rows, candidate_rows, sweeps, attributed = [], [], 0, 0
+    touches: dict[tuple, list] = {}  # every packet of a scan of a probe address is a touch of it
     for scan_id, (start, probe_target, probe) in enumerate(planned, start=1):
         address, net = scanner()
         roll = rng.random()
@@ -233,7 +234,7 @@ def build_store(path: str, scans: int, seed: int, anchor: float) -> dict:
             continue
         if probe is not None:
             target = probe_target
-            server, port, sent_at, sport = probe
+            server, port, sent_at, sport, probe_id = probe
             # The firewall logged the probe packet too, a fraction of a millisecond after the ledger's time.
             ts = sent_at + rng.uniform(0.0001, 0.0009)
             candidate_rows.append((scan_id, ts, target, sport, server, port, "UDP", start - ts))
@@ -254,8 +255,12 @@ def build_store(path: str, scans: int, seed: int, anchor: float) -> dict:
         protocols: dict[str, int] = {}
         for proto, _ in ports:
             protocols[proto] = protocols.get(proto, 0) + 1
-        scan_rows.append((scan_id, "portscan", address, net, target, start, start + rng.uniform(0.2, 50),
+        end = start + rng.uniform(0.2, 50)
+        scan_rows.append((scan_id, "portscan", address, net, target, start, end,
                           len(ports) * rng.randint(1, 3), len(ports), json.dumps(ports), json.dumps(protocols), "[]"))
+        if probe is not None:
+            for proto, port in ports:
+                touches[(probe_id, address, proto, port)] = [start, end, 1]
 
     with db:
         db.executemany("INSERT INTO scans(id, kind, scanner, scanner_net, target, start, end, packets, port_count, "
@@ -263,6 +268,7 @@ def build_store(path: str, scans: int, seed: int, anchor: float) -> dict:
         db.executemany("INSERT OR IGNORE INTO candidates(scan_id, ts, src, sport, dst, dport, proto, lag) "
                        "VALUES (?,?,?,?,?,?,?,?)", candidate_rows)
     store.add_contacts({key: tuple(value) for key, value in contacts.items()})
+    store.add_touches(touches)
     started = time.perf_counter()
     store.refresh()  # attributions, probe links, candidate ranks, suspects: as the daemon derives them
     refresh_s = time.perf_counter() - started
@@ -275,7 +281,8 @@ def build_store(path: str, scans: int, seed: int, anchor: float) -> dict:
     store.set_status(daemon_status(anchor, t0, rng, members, len(scan_rows)), anchor)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = {name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-              for name in ("scans", "candidates", "contacts", "suspects", "pool_members", "probes", "gaps")}
+              for name in ("scans", "candidates", "contacts", "suspects", "pool_members", "probes", "gaps",
+                           "touches")}
     counts.update(
         sweeps=sweeps, attributed=attributed, refresh_s=round(refresh_s, 1),
         probe_scans=db.execute("SELECT count(*) FROM scans WHERE probe_id IS NOT NULL").fetchone()[0],
