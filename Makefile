@@ -25,7 +25,7 @@ VAGRANT_BOX := build/vagrant/harvestwatch-debian-arm64.box
 # in ansible/image/vars.yml, which the bootstrap stage sets for itself).
 BUILD_IMAGE := QEMU_CPU=cortex-a57 $(BIN)/ansible-playbook -i localhost, ansible/build-image.yml -e image_suite=$(IMAGE_SUITE)
 
-.PHONY: demo demo-offline test check lint bench bench-live bench-probes bench-web system-deps venv clean wheel \
+.PHONY: demo demo-offline test check lint bench bench-live bench-probes bench-web bench-writes system-deps venv clean wheel \
   image image-deps image-boot vagrant-deps vagrant-box vagrant-test
 
 # apt-get install what is missing of a package list (root only; otherwise say what is missing).
@@ -91,6 +91,10 @@ bench-live: system-deps venv
 # groups, neighbour discovery, the daemon's memory and verdict time; probe.max_live is set from it.
 bench-probes: system-deps venv
 	$(BIN)/python tests/bench/bench_probe_addresses.py
+
+# What the daemon writes to the SD card a day (a loop-mounted ext4 under its store): quiet, and a busy hour.
+bench-writes: system-deps venv
+	$(BIN)/python tests/bench/bench_writes.py --work $(WORK)
 
 # The status page under load: p95 latency of Overview, Servers and /api/scans over 100k scans (loopback).
 bench-web: system-deps venv

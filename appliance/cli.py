@@ -6,6 +6,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 from dataclasses import asdict
 
 from . import __version__
@@ -88,9 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
     from .web.options import add_arguments as serve_arguments
     serve_arguments(w)
 
+    b = commands.add_parser("backup", help="copy the store and the configuration into one file, for a new card",
+                            description="Write one .tar.gz with a consistent copy of the store (even while the "
+                            "daemon runs) and the configuration file, for `harvestwatch restore`.",
+                            epilog="examples: sudo harvestwatch backup /root/harvestwatch.tar.gz\n"
+                            "          ssh hwadmin@harvestwatch.local sudo harvestwatch backup - > harvestwatch.tar.gz",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("file", metavar="FILE", help="the backup to write ('-' for standard output)")
+    _store_options(b)
+
+    t = commands.add_parser("restore", help="put a backup's store and configuration in place (the daemon stopped)",
+                            description="Check a backup made by `harvestwatch backup` (checksums, a store this "
+                            "release can read, a valid configuration), then put it in place; what it replaces is "
+                            "kept beside it as *.before-restore. An older store is migrated.",
+                            epilog="example: sudo systemctl stop harvestwatch; sudo harvestwatch restore "
+                            "harvestwatch.tar.gz; sudo systemctl start harvestwatch",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("file", metavar="FILE", help="the backup to restore ('-' for standard input)")
+    _store_options(t)
+
     # Listed for --help; its own parser (appliance.synthlog) reads its options.
     commands.add_parser("synthlog", help="write a synthetic appliance log with known ground truth (demo, bench)")
     return parser
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=CONFIG_PATH, metavar="PATH",
+                        help=f"the daemon's configuration file, and where its store is (default {CONFIG_PATH})")
+    parser.add_argument("--db", metavar="PATH", help="the store (default: the one the configuration names)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +155,65 @@ def _run(args) -> int:
     if args.command == "firewall":
         from .host import firewall
         return firewall.main(args)
+    if args.command in ("backup", "restore"):
+        return run_backup(args) if args.command == "backup" else run_restore(args)
     return run_analyze(args)
+
+
+def run_backup(args) -> int:
+    from .backup import BackupError, write_backup
+    from .config import ConfigError, store_given
+    try:
+        db_path = store_given(args.db, args.config)
+    except ConfigError as exc:
+        return fail(str(exc))
+    try:
+        if args.file == "-":
+            manifest = write_backup(sys.stdout.buffer, db_path, args.config)
+        else:
+            written = args.file + ".partial"
+            with open(written, "wb") as out:
+                manifest = write_backup(out, db_path, args.config)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(written, args.file)
+    except BackupError as exc:
+        if args.file != "-" and os.path.exists(args.file + ".partial"):
+            os.unlink(args.file + ".partial")
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot write {args.file}: {exc.strerror or exc}")
+    print(f"harvestwatch: backed up {db_path} (schema {manifest['schema']})"
+          + (f" and {args.config}" if "config.toml" in manifest["files"] else " (no configuration file)")
+          + (f" to {args.file}" if args.file != "-" else ""), file=sys.stderr)
+    return 0
+
+
+def run_restore(args) -> int:
+    import tomllib
+
+    from .backup import BackupError, restore
+    from .config import from_dict, load_given
+
+    def store_path_of(text: str | None, source: str) -> str:
+        config = load_given(args.config) if text is None else from_dict(tomllib.loads(text), source=source)
+        return config.db_path
+    try:
+        if args.file == "-":
+            done = restore(sys.stdin.buffer, args.config, store_path_of, args.db)
+        else:
+            with open(args.file, "rb") as source:
+                done = restore(source, args.config, store_path_of, args.db)
+    except BackupError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot restore {args.file}: {exc.strerror or exc}")
+    made = done["manifest"]
+    print(f"harvestwatch: restored the store of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(made['created']))} "
+          f"(HarvestWatch {made['harvestwatch']}, schema {made['schema']}, now {done['schema']}) to {done['db_path']}"
+          + (f" and the configuration to {args.config}" if done["config"] else "")
+          + ("; kept what it replaced: " + ", ".join(done["kept"]) if done["kept"] else ""))
+    return 0
 
 
 def fail(message: str) -> int:

@@ -28,16 +28,18 @@ from .detect.quota import ScanQuota
 from .detect.scans import Scan, ScanDetector
 from .detect.touches import SLACK as TOUCH_SLACK
 from .detect.touches import TouchDetector
-from .host import clock, firewall, privacy, probe_set
+from .host import clock, firewall, privacy, probe_set, updates
 from .lan import LanNetworks
 from .packet import INBOUND, OUTBOUND, Packet
 from .probe import addresses
 from .probe.prober import Prober
-from .store import space
+from .store import runtime, space
 from .store.db import Store
 
 log = logging.getLogger("harvestwatch")
 HEALTH_EVERY = 30.0
+UPDATES_EVERY = 600.0      # security updates run daily at most: their state is read this often
+CONTACTS_EVERY = 1800.0    # outbound contacts with no evidence beside them are written this often
 CLOCK_EVERY = 5.0          # while waiting for the clock, ask this often
 # Ports listed per stored scan (its count stays true): with the hourly scan quota, what a flood of
 # all-port scans can write is bounded (an all-port scan's list is about 1 MB; this, 40 KB).
@@ -66,6 +68,10 @@ class Daemon:
         self.flood_seen: dict[str, int] = {}
         self.unexempt: list[tuple[float, float]] = []  # windows of probes the firewall could not exempt
         self.health: dict = {}
+        self.updates: dict | None = None
+        self.status_persisted = float("-inf")
+        self.contacts_written = float("-inf")
+        self.updates_checked = float("-inf")
         self.lan = LanNetworks(config.appliance.lan_prefixes)
         self.touches = TouchDetector(self.lan)
         self.synced = False
@@ -96,6 +102,7 @@ class Daemon:
         store.family_prefix = config.detect.family_prefix
         store.max_ports = MAX_STORED_PORTS
         self.previous = store.status()  # the last run's, for the downtime (written down once the clock is right)
+        runtime.remove(config.db_path)  # a killed run's live status: the store's own is current again
         self._status_or_full({"started": time.time(), "clean_stop": False, "pid": os.getpid(),
                               "heartbeat": time.time(), "interface": config.appliance.interface})
         if config.firewall.manage:
@@ -149,9 +156,11 @@ class Daemon:
             if self.synced:
                 self._take(packets)
                 self.detector.flush()
+            self.status_persisted = float("-inf")  # the last flush writes the whole status to the store
             self._flush(time.time(), reader, prober)
             self._status_or_full({"clean_stop": True, "heartbeat": time.time(),
                                   **({"synced_heartbeat": time.time()} if self.synced else {})})
+            runtime.remove(config.db_path)  # the store's status is the whole of it again
             log.info("stopped cleanly")
         finally:
             for thread in (prober, namer, notifier):
@@ -319,7 +328,7 @@ class Daemon:
         if prober is not None:
             values["prober"] = prober.status
         if not self.synced:  # evidence waits for the clock; the status shows the wait
-            store.set_status(values, now)
+            self._status(values, now, data_written=False)
             return
         still_open = self._gather(now, reader)
         batch = self.unstored
@@ -328,9 +337,14 @@ class Daemon:
         if batch["scans"] or still_open:
             store.add_scans(batch["scans"] + still_open)
             batch["scans"] = []
-        if batch["contacts"]:
+        # Outbound contacts (the appliance's own NTP, DNS, UPnP) come every few seconds and matter only
+        # beside scans: written with evidence (before the scans' attribution is derived from them),
+        # otherwise every CONTACTS_EVERY seconds, not at every flush (each write is SD-card wear).
+        evidence = bool(batch["touches"] or self.unstored_gaps or store.db.total_changes != before)
+        if batch["contacts"] and (evidence or self.stopping or now >= self.contacts_written + CONTACTS_EVERY):
             store.add_contacts(batch["contacts"])
             batch["contacts"] = {}
+            self.contacts_written = now
         if self.contacts_dropped:
             # Outbound contacts (possible triggers) that a long full disk left no room to hold.
             log.warning("%d outbound contacts could not be held while the disk was full", self.contacts_dropped)
@@ -344,7 +358,8 @@ class Daemon:
         while self.unstored_gaps:
             store.add_gap(*self.unstored_gaps[0])
             self.unstored_gaps.pop(0)
-        if store.db.total_changes != before:
+        data_written = store.db.total_changes != before
+        if data_written:
             store.refresh()
         self.counters["scans"] = store.count_scans()
         hour = int(now // 3600)
@@ -361,7 +376,15 @@ class Daemon:
             if self.ruleset and prober.prefix not in self.ruleset.lan_prefixes and self.config.firewall.manage:
                 log.warning("LAN prefix is now %s: re-applying the firewall", prober.prefix)
                 self._apply_firewall(prober.prefix)
-        store.set_status(values, now)
+        self._status(values, now, data_written=data_written)
+
+    def _status(self, values: dict, now: float, *, data_written: bool) -> None:
+        """The status: to RAM at every flush (store/runtime.py), to the store (the card) only along
+        with data, every STATUS_PERSIST_EVERY seconds, or always if RAM cannot be written."""
+        in_ram = runtime.write(self.config.db_path, values)
+        if not in_ram or data_written or now >= self.status_persisted + runtime.STATUS_PERSIST_EVERY:
+            self.store.set_status(values, now)
+            self.status_persisted = now
 
     # -- room on the disk -------------------------------------------------------------------
     def _open_store(self) -> Store | None:
@@ -487,6 +510,10 @@ class Daemon:
                 self._gap(start, end, "probe-unexempt", None)
             health["firewall"] = {"in_force": not problems, "problems": problems, "backend": "iptables-legacy",
                                   "lan_prefixes": list(self.ruleset.lan_prefixes), "flood_dropped": dropped}
+        now = time.time()
+        if now >= self.updates_checked + UPDATES_EVERY:
+            self.updates, self.updates_checked = updates.check(), now
+        health["updates"] = self.updates
         self.health = health  # written with the next flush
 
     def _lan_prefix(self) -> str | None:

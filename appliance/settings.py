@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .probe.send import PROBE_KINDS
 
 CONFIG_PATH = "/etc/harvestwatch/config.toml"
+RUNTIME_DIR = "/run/harvestwatch"  # RAM: the daemon's live status (appliance/store/runtime.py)
 STORE_NAME = "harvestwatch.sqlite"
 # Ports scanners try early that a UPnP router will open (1024 and up): RDP and the web's
 # alternative port are in every common scan list (nmap's top 20 TCP, Shodan's, the seed's

@@ -134,10 +134,28 @@ def check_boot_firewall(work: Path, port: int) -> list[str]:
     return [f"the boot firewall came after {', '.join(late)}"] if late else []
 
 
+def check_saved_clock(work: Path, port: int) -> list[str]:
+    """fake-hwclock restored the time saved when the image was made, before anything else ran: the
+    board's clock starts CLOCK_BEHIND_DAYS behind, the boot must not be behind the saved time.
+    Before check_clock, which steps the clock."""
+    result = ssh(work, port, "systemctl is-active fake-hwclock.service; saved=$(sudo cat /etc/fake-hwclock.data); "
+                             "echo \"saved $saved UTC\"; booted=$(( $(date -u +%s) - $(cut -d. -f1 /proc/uptime) )); "
+                             "echo \"booted at $(date -u -d @$booted '+%F %T') UTC by this boot's clock\"; "
+                             "[ \"$booted\" -ge \"$(date -u -d \"$saved\" +%s)\" ] "
+                             "&& echo 'not behind the saved clock' || echo 'BEHIND the saved clock'; "
+                             "systemctl is-enabled harvestwatch-clock-save.timer")
+    print(f"--- the saved clock (fake-hwclock)\n{(result.stdout + result.stderr).rstrip()}")
+    lines = result.stdout.splitlines()
+    if lines and lines[0].strip() == "active" and "not behind the saved clock" in result.stdout \
+            and result.stdout.rstrip().endswith("enabled"):
+        return []
+    return [f"the saved clock was not restored: {result.stdout.strip()[:300]}"]
+
+
 def check_clock(work: Path, port: int) -> list[str]:
     """Waiting while chronyd is unsynchronised, nothing stamped with the wrong clock after."""
     failures = []
-    status = "sudo /opt/harvestwatch/venv/bin/harvestwatch status | grep -m1 '^clock:'"
+    status = "sudo harvestwatch status | grep -m1 '^clock:'"
     waiting = ""
     for _ in range(40):
         waiting = ssh(work, port, status).stdout.strip()
@@ -254,6 +272,7 @@ def main() -> int:
                 failures.append(f"{unit} {active}")
 
         failures += check_boot_firewall(args.work, ssh_port)
+        failures += check_saved_clock(args.work, ssh_port)
         failures += check_clock(args.work, ssh_port)
 
         # The page, from "the LAN" (QEMU's user network; 10.0.2.2 is in the LAN ranges).
@@ -280,6 +299,12 @@ def main() -> int:
         def verified(result):
             return None if result.returncode == 0 else "firewall not in force (harvestwatch firewall verify)"
 
+        def updates_on(result):
+            wanted = ('APT::Periodic::Unattended-Upgrade "1";', 'Unattended-Upgrade::Automatic-Reboot "true";',
+                      "apt-daily-upgrade.timer enabled")
+            missing = [line for line in wanted if line not in result.stdout]
+            return f"security updates not set up: {missing}" if missing else None
+
         checks = {
             "root filesystem grown to the card (MiB)": ("df -B1M --output=size,used,target / | tail -n1", grown),
             "this card's own SSH host key": ("ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub", None),
@@ -289,9 +314,12 @@ def main() -> int:
                                 "net.ipv6.conf.default.temp_prefered_lft", None),
             "firewall chains (legacy ip6tables)": ("sudo ip6tables-legacy -S | grep -c '^-A HW-' ", None),
             "iptables default": ("readlink -f /etc/alternatives/ip6tables", None),
-            "firewall verified by the appliance": ("sudo /opt/harvestwatch/venv/bin/harvestwatch firewall verify",
-                                                   verified),
-            "daemon": ("sudo /opt/harvestwatch/venv/bin/harvestwatch status | head -n 12", None),
+            "firewall verified by the appliance": ("sudo harvestwatch firewall verify", verified),
+            "daemon": ("sudo harvestwatch status | head -n 14", None),
+            "security updates (unattended-upgrades, apt's timers)": (
+                "apt-config dump | grep -E '^(APT::Periodic::Unattended-Upgrade|Unattended-Upgrade::Automatic-Reboot)"
+                " '; echo \"apt-daily-upgrade.timer $(systemctl is-enabled apt-daily-upgrade.timer)\"; "
+                "sudo harvestwatch status | grep '^security updates'", updates_on),
             "journal (harvestwatch)": ("sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager "
                                        "-o short-monotonic | tail -n 15", None),
         }

@@ -14,10 +14,12 @@ ansible-core alone lacks the community.general chroot connection). The first run
 """
 from __future__ import annotations
 
+import calendar
 import hashlib
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -189,10 +191,29 @@ def converged(rootfs, wheel):
     TIMINGS["first converge"] = time.monotonic() - started
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
     assert _recap(first.stdout)["failed"] == 0
+    # A Pi that has run for months: the store of an earlier release is in the state directory when
+    # the playbook runs again (an upgrade in place). The playbook must leave it as it is (the
+    # daemon migrates it when it starts: tests/test_upgrade.py).
+    store = rootfs / "var/lib/harvestwatch/harvestwatch.sqlite"
+    db = sqlite3.connect(store)
+    db.executescript((ROOT / "tests/files/release-0.1.0/store.sql").read_text())
+    db.close()
+    state = (rootfs / "var/lib/harvestwatch").stat()
+    os.chown(store, state.st_uid, state.st_gid)
+    KEPT["store"] = store.read_bytes()
     started = time.monotonic()
     second = _playbook(rootfs, wheel)
     TIMINGS["second converge"] = time.monotonic() - started
     return first, second
+
+
+KEPT: dict[str, bytes] = {}
+
+
+def test_a_rerun_keeps_the_store_of_an_earlier_release(converged, rootfs):
+    store = rootfs / "var/lib/harvestwatch/harvestwatch.sqlite"
+    assert store.read_bytes() == KEPT["store"]
+    assert store.stat().st_uid == (rootfs / "var/lib/harvestwatch").stat().st_uid
 
 
 def test_second_run_changes_nothing(converged):
@@ -244,6 +265,37 @@ def test_units_installed_and_enabled(converged, rootfs):
         assert os.readlink(wants) == f"/etc/systemd/system/{unit}"
     for service in ("chrony.service", "avahi-daemon.service"):
         assert (rootfs / "etc/systemd/system/multi-user.target.wants" / service).is_symlink(), service
+
+
+def test_security_updates_are_on_with_a_reboot_at_a_quiet_hour(converged, rootfs):
+    status = (rootfs / "var/lib/dpkg/status").read_text()
+    for package in ("unattended-upgrades", "fake-hwclock"):
+        assert re.search(rf"(?m)^Package: {re.escape(package)}\nStatus: install ok installed", status), package
+    # What apt itself reads from the files the role wrote (the appliance reads it the same way).
+    dump = subprocess.run(["chroot", str(rootfs), "apt-config", "dump"], capture_output=True, text=True,
+                          check=True).stdout
+    for line in ('APT::Periodic::Update-Package-Lists "1";', 'APT::Periodic::Unattended-Upgrade "1";',
+                 'Unattended-Upgrade::Automatic-Reboot "true";', 'Unattended-Upgrade::Automatic-Reboot-Time "04:00";',
+                 'Acquire::GzipIndexes "true";'):
+        assert line in dump, line
+    # Debian's security archive is among what unattended-upgrades installs from.
+    origins = re.findall(r'(?m)^Unattended-Upgrade::Origins-Pattern:: "(.*)";$', dump)
+    assert any("label=Debian-Security" in origin for origin in origins), origins
+    # apt's own timers run it: enabled by the apt package, nothing of the role's to switch on.
+    assert (rootfs / "etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer").is_symlink()
+
+
+def test_the_clock_is_saved_for_the_next_boot(converged, rootfs):
+    assert (rootfs / "etc/systemd/system/sysinit.target.wants/fake-hwclock.service").is_symlink()
+    timer = rootfs / "etc/systemd/system/timers.target.wants/harvestwatch-clock-save.timer"
+    assert timer.is_symlink() and "OnUnitActiveSec=1h" in (rootfs / "etc/systemd/system/harvestwatch-clock-save.timer"
+                                                           ).read_text()
+    service = (rootfs / "etc/systemd/system/harvestwatch-clock-save.service").read_text()
+    command = re.search(r"(?m)^ExecStart=(.*)$", service).group(1).split()
+    # What the timer runs, run here: it writes this machine's time (saving never sets a clock).
+    subprocess.run(["chroot", str(rootfs), *command], check=True, capture_output=True)
+    saved = (rootfs / "etc/fake-hwclock.data").read_text().strip()
+    assert abs(calendar.timegm(time.strptime(saved, "%Y-%m-%d %H:%M:%S")) - time.time()) < 120, saved  # UTC
 
 
 def test_kernel_modules_loaded_at_boot(converged, rootfs):
@@ -356,6 +408,11 @@ def test_pi_system_every_card_makes_its_own_identity(pi_converged, rootfs):
     assert script.read_bytes() == (PI_ROLE_FILES / "harvestwatch-firstboot").read_bytes()
     syntax = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
+
+
+def test_pi_system_card_starts_with_the_builds_clock(pi_converged, rootfs):
+    saved = (rootfs / "etc/fake-hwclock.data").read_text().strip()
+    assert abs(calendar.timegm(time.strptime(saved, "%Y-%m-%d %H:%M:%S")) - time.time()) < 3600, saved
 
 
 def test_pi_system_build_leftovers_removed(pi_converged, rootfs):

@@ -54,3 +54,13 @@ def test_status_of_a_stopped_daemon_says_its_state_is_from_when_it_ran(tmp_path)
     text = harvestwatch("status", "--db", str(db)).stdout
     stale = text.index("(the daemon is not running: what follows is as it last wrote it")
     assert "daemon: not running" in text and stale < text.index("firewall: in force")
+
+
+def test_status_says_whether_security_updates_run_and_a_reboot_waits(tmp_path):
+    from tests import web_store as ws
+    db = tmp_path / "store.sqlite"
+    ws.fill_realistic_store(db)
+    text = harvestwatch("status", "--db", str(db)).stdout
+    line = next(line for line in text.splitlines() if line.startswith("security updates:"))
+    assert line.startswith("security updates: on, last run 20") and line.endswith(
+        "; a reboot is waiting (linux-image-6.12.48+deb13-arm64): at 04:00")

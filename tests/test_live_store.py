@@ -153,8 +153,14 @@ def test_pool_answers_accumulate_with_first_and_last_seen(tmp_path):
     assert store.add_pool_members("pool", [HARV, OTHER], T0 + 900) == 1
     assert store.known_servers() == sorted([HARV, HONEST, OTHER])
     rows = {r["address"]: r for r in store.db.execute("SELECT * FROM pool_members")}
-    assert rows[HARV]["first_seen"] == T0 and rows[HARV]["last_seen"] == T0 + 900
-    assert rows[HONEST]["last_seen"] == T0
+    # The same answer a quarter of an hour later writes nothing (last seen is kept to the hour).
+    assert rows[HARV]["first_seen"] == T0 and rows[HARV]["last_seen"] == T0
+    before = store.db.total_changes
+    store.add_pool_members("pool", [HARV], T0 + 1800)
+    assert store.db.total_changes == before
+    store.add_pool_members("pool", [HARV], T0 + 3600)
+    rows = {r["address"]: r for r in store.db.execute("SELECT * FROM pool_members")}
+    assert rows[HARV]["last_seen"] == T0 + 3600 and rows[HONEST]["last_seen"] == T0
     store.close()
 
 

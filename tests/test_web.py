@@ -161,6 +161,8 @@ def test_overview_leads_with_the_harvester_and_what_to_do(site, realistic):
     assert "cap 512 MB, 3000 MB free on the disk" in health and "DISK FULL" not in health
     assert "ordinary records kept 90 days, evidence always" in health
     assert "deleted 40 contacts, 12 scans" in health
+    assert ("Security updates on · last run 2026-" in health
+            and "a reboot is waiting (linux-image-6.12.48+deb13-arm64): it will happen at 04:00" in health)
     # Every tile is a link to the list it counts.
     for number, label, href in ((1, "confirmed harvester", "/servers?verdict=harvester"),
                                 (1, "suspect", "/servers?verdict=suspect"),
@@ -194,6 +196,25 @@ def test_the_health_line_names_what_is_wrong_and_its_fix(tmp_path):
     assert "The firewall rules are not in force: scans are not being logged." in said
     assert "INPUT has no jump" in said
     assert Client(str(path)).json("/api/overview")["health"]["state"] == "problems"
+
+
+def test_a_reboot_that_waits_for_nobody_and_updates_switched_off_are_problems(tmp_path):
+    path = tmp_path / "harvestwatch.sqlite"
+    ws.fill_realistic_store(path)
+    store = Store(str(path))
+    try:
+        updates = store.status()["updates"]
+        store.set_status({"updates": {**updates, "auto_reboot": False}})
+        said = text_of(main_of(Client(str(path)).html("/")))
+        assert "All working" not in said
+        assert ("A reboot is waiting for an update to take effect (linux-image-6.12.48+deb13-arm64). sudo reboot"
+                in said)
+        store.set_status({"updates": {**updates, "enabled": False, "reboot_required": False}})
+        said = text_of(main_of(Client(str(path)).html("/")))
+        assert "Security updates are off: unattended-upgrades is installed but not switched on." in said
+        assert "Security updates OFF" in said
+    finally:
+        store.close()
 
 
 def test_all_working_is_said_only_of_what_the_daemon_reported(tmp_path):
@@ -451,7 +472,8 @@ def test_json_documents(site, realistic):
     overview = site.json("/api/overview")
     assert list(overview) == ["generated", "daemon", "firewall", "privacy", "prober", "clock", "last_record",
                               "capture", "skipped_lines", "gaps", "daemon_clock", "reachability", "inbound_24h",
-                              "storage", "numbers", "harvesters", "watching_servers", "timeline", "health"]
+                              "storage", "updates", "numbers", "harvesters", "watching_servers", "timeline",
+                              "health"]
     assert overview["daemon"]["alive"] is True and overview["daemon"]["seen"] is True
     assert overview["numbers"] == {"scans": 5, "sweeps": 1, "scanners": 6, "scanner_families": 5, "probes": 6,
                                    "servers": 6, "harvesters": 1, "suspects": 1, "watching": 1, "clean": 1,
@@ -665,7 +687,8 @@ def test_a_store_filled_by_analyze_alone(analyzed):
 
 
 # -- hostile strings -------------------------------------------------------------------------------
-HOSTILE_ON = {"/": ["gap", "prober_reason", "pool_error", "firewall_problem", "privacy_problem", "skipped"],
+HOSTILE_ON = {"/": ["gap", "prober_reason", "pool_error", "firewall_problem", "privacy_problem", "skipped",
+                    "reboot_package"],
               "/servers": ["pool"], "/probes": ["probe_error", "prober_reason"], "/scanners": ["rdns"]}
 
 

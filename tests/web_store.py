@@ -76,6 +76,8 @@ HOSTILE = {
     "rdns": "<script>alert('rdns')</script>.example",
     # What a log prefix in a skipped-line reason could look like if a parser ever echoed one.
     "skipped": "HW-IN <script>alert('skipped')</script> ",
+    # A package name from /run/reboot-required.pkgs, which any package's maintainer script may write.
+    "reboot_package": "<img src=x onerror=alert('reboot')>",
 }
 NORMAL_PROBE_ERROR = "network unreachable"
 RDNS = "scan-1.research.example"
@@ -238,6 +240,10 @@ def _daemon_status(now: float, hostile: bool) -> dict:
         "counters": {"packets": 18211, "inbound": 15022, "outbound": 3189, "scans": 6},
         "capture": {"lost": 3, "overruns": 0, "malformed": 1},
         "open_episodes": 2,
+        # A kernel update came last night: unattended-upgrades reboots at its quiet hour.
+        "updates": {"installed": True, "enabled": True, "last_run": now - 3 * 3600, "reboot_required": True,
+                    "reboot_packages": [HOSTILE["reboot_package"] if hostile else "linux-image-6.12.48+deb13-arm64"],
+                    "auto_reboot": True, "reboot_time": "04:00"},
         "privacy": {"in_force": not hostile, "values": {"use_tempaddr": 2, "temp_prefered_lft": 1200,
                                                         "temp_valid_lft": 2400},
                     "problems": privacy_problems, "restored": []},

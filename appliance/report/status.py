@@ -96,6 +96,18 @@ def write_status(out, store, *, as_json: bool = False) -> None:
         seen = status["inbound_24h"]
         out.write("unsolicited packets from the internet, last 24 h: "
                   + (", ".join(f"{proto} {n}" for proto, n in sorted(seen.items())) if seen else "none seen") + "\n")
+    updates = status.get("updates")
+    if updates:
+        if not updates.get("installed"):
+            out.write("security updates: unattended-upgrades is not installed\n")
+        else:
+            last = f"last run {iso(updates['last_run'])}" if updates.get("last_run") else "not run yet"
+            out.write(f"security updates: {'on' if updates.get('enabled') else 'OFF'}, {last}")
+            if updates.get("reboot_required"):
+                waiting = ", ".join(updates.get("reboot_packages") or [])
+                out.write(f"; a reboot is waiting{f' ({waiting})' if waiting else ''}: "
+                          + (f"at {updates['reboot_time']}" if updates.get("auto_reboot") else "sudo reboot"))
+            out.write("\n")
     kept = status.get("store")
     if kept:
         if kept.get("disk_full_since"):

@@ -385,7 +385,6 @@ class Store(LiveRecords, Queries, Retention):
         scan in scan order (the order fixes the float sum); exposures count every address that
         contacted the endpoint, scanned or not."""
         db = self.db
-        db.execute("DELETE FROM suspects")
         rows = db.execute(
             "SELECT h.proto, h.dst, h.dport, h.lag, h.start, v.value = ?, v.endpoints FROM temp.hits h "
             "JOIN temp.verdicts v ON v.id = h.scan_id ORDER BY h.proto, h.dst, h.dport, h.scan_id", (CERTAIN,))
@@ -405,9 +404,17 @@ class Store(LiveRecords, Queries, Retention):
                                    (proto, dst, port)).fetchone()[0]
             batch.append((proto, dst, port, scans, certain, score, max(exposures, scans), min(lags),
                           statistics.median(lags), min(starts), max(starts)))
+        # Only what changed is written: on the daemon's SD card most refreshes change a row or two.
+        kept = {tuple(row[:3]): tuple(row) for row in db.execute(
+            "SELECT proto, dst, dport, scans, certain, score, exposures, min_lag, median_lag, first_ts, last_ts "
+            "FROM suspects")}
+        fresh = {row[:3]: row for row in batch}
+        db.executemany("DELETE FROM suspects WHERE proto=? AND dst=? AND dport=?",
+                       [key for key in kept if key not in fresh])
         db.executemany(
-            "INSERT INTO suspects(proto, dst, dport, scans, certain, score, exposures, min_lag, median_lag, "
-            "first_ts, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
+            "INSERT OR REPLACE INTO suspects(proto, dst, dport, scans, certain, score, exposures, min_lag, "
+            "median_lag, first_ts, last_ts) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [row for key, row in fresh.items() if kept.get(key) != row])
 
     def _rank_candidates(self) -> None:
         """Rank each scan's candidate endpoints: the endpoint whose contacts were most often

@@ -12,6 +12,11 @@ import sqlite3
 import time
 
 from ..words import GAP_WORDS, SPARES_PROBES, Verdict
+from . import runtime
+
+# A pool's answer every 15 minutes names the same servers again: when each was last named is kept
+# to the hour, so that an unchanged answer writes nothing to the card.
+LAST_SEEN_STEP = 3600.0
 
 # A server that was a trigger candidate stays a suspect until this many clean probes of it (whole
 # windows, untouched, reachable) were sent after its last candidacy.
@@ -48,7 +53,8 @@ class LiveRecords:
             before = self.db.execute("SELECT count(*) FROM pool_members WHERE pool=?", (pool,)).fetchone()[0]
             self.db.executemany(
                 "INSERT INTO pool_members(pool, address, first_seen, last_seen) VALUES (?,?,?,?) "
-                "ON CONFLICT(pool, address) DO UPDATE SET last_seen=max(last_seen, excluded.last_seen)",
+                "ON CONFLICT(pool, address) DO UPDATE SET last_seen=excluded.last_seen "
+                f"WHERE excluded.last_seen >= last_seen + {LAST_SEEN_STEP}",
                 [(pool, address, now, now) for address in addresses])
             after = self.db.execute("SELECT count(*) FROM pool_members WHERE pool=?", (pool,)).fetchone()[0]
         return after - before
@@ -154,7 +160,10 @@ class LiveRecords:
                                 [(key, json.dumps(value), now) for key, value in values.items()])
 
     def status(self) -> dict:
-        return {key: json.loads(value) for key, value in self.db.execute("SELECT key, value FROM status")}
+        """The daemon's status: what the store holds, with its live status (RAM) laid over it."""
+        stored = {key: json.loads(value) for key, value in self.db.execute("SELECT key, value FROM status")}
+        live = runtime.read(self.path) if getattr(self, "path", None) else {}
+        return {**stored, **live}
 
     # -- verdicts -------------------------------------------------------------------------
     def probe_outcomes(self, now: float | None = None) -> list[dict]:

@@ -18,6 +18,7 @@ import time
 from ..report.evidence import iso, scan_document, suspect_document
 from ..report.human import duration_text, utc_text
 from ..report.status import daemon_state, verdict_text
+from ..store import runtime
 from ..store.db import NO_PORT, Store
 from ..words import Attribution, ScanKind, Verdict
 
@@ -146,6 +147,13 @@ def lasting(store: Store, name, fingerprint, compute):
     return _lasting.get(store, name, fingerprint, compute)
 
 
+def live_stamp(store: Store):
+    """When the daemon's live status (RAM, store/runtime.py) last changed: what the store's commits
+    do not tell."""
+    path = getattr(store, "path", None)
+    return runtime.stamp(path) if path else None
+
+
 def _verdicts(store: Store) -> list[dict]:
     """The verdict per server, shared by Overview and Servers; callers copy before changing an entry.
     Kept for a minute at most besides the commits: a window's end changes a verdict with no commit."""
@@ -154,8 +162,11 @@ def _verdicts(store: Store) -> list[dict]:
 
 def overview(store: Store, now: float | None = None) -> dict:
     now = time.time() if now is None else now
-    # Everything but the clock comes from the store: read once per commit (see _Memo), copied out.
-    status, stored = copy.deepcopy(_memo.get(store, "overview", lambda: _stored_overview(store)))
+    # Everything but the clock comes from the store and the daemon's live status: read once per
+    # commit and live status (see _Memo), copied out.
+    live = live_stamp(store)
+    status, stored, _ = copy.deepcopy(_memo.get(store, "overview", lambda: (*_stored_overview(store), live),
+                                                still_good=lambda kept: kept[2] == live))
     daemon = daemon_state(status, now)
     document = {
         "generated": iso(now),
@@ -212,6 +223,15 @@ def health(doc: dict) -> dict:
     if reach and reach.get("state") in BAD_REACH:
         problem(f"Scans may not reach this appliance ({reach['state']}: {reach['detail']}): no server can be "
                 "called clean.", (reach.get("advice") or ["See the reachability line below."])[0], "reachability")
+    updates = doc.get("updates")
+    if updates and updates.get("installed") and not updates.get("enabled"):
+        problem("Security updates are off: unattended-upgrades is installed but not switched on.",
+                "Run the playbook with harvestwatch_security_updates: true (or sudo dpkg-reconfigure "
+                "unattended-upgrades).", "updates")
+    if updates and updates.get("reboot_required") and not updates.get("auto_reboot"):
+        problem("A reboot is waiting for an update to take effect"
+                + (f" ({', '.join(updates['reboot_packages'])})" if updates.get("reboot_packages") else "") + ".",
+                "sudo reboot (or set harvestwatch_auto_reboot to let it happen at a quiet hour).", "updates")
     storage = doc.get("storage") or {}
     if storage.get("disk_full_since"):
         problem(f"The disk is full since {utc_text(storage['disk_full_since'])}: new records wait in memory.",
@@ -245,6 +265,13 @@ def _firewall(firewall: dict | None) -> dict | None:
     if not isinstance(dropped, dict):
         dropped = {"flood-limit": dropped}
     return {**firewall, "flood_dropped": dropped, "flood_dropped_total": sum(dropped.values())}
+
+
+def _updates(updates: dict | None) -> dict | None:
+    """Security updates as the daemon last read them (None: it has not, or is older than that)."""
+    if not updates:
+        return None
+    return {**updates, "last_run": _iso_or_none(updates.get("last_run"))}
 
 
 def _storage(store: Store, kept: dict) -> dict:
@@ -283,6 +310,7 @@ def _stored_overview(store: Store) -> tuple[dict, dict]:
         "reachability": prober.get("reachability"),
         "inbound_24h": status.get("inbound_24h"),
         "storage": _storage(store, status.get("store") or {}),
+        "updates": _updates(status.get("updates")),
         "numbers": {
             **store.scan_numbers(),
             "servers": len(verdicts),

@@ -119,9 +119,9 @@ def probes():
     render = lambda: render_template("probes.html", doc=data.probes(store(), filters=filters))  # noqa: E731
     if filters:
         return render()
-    minute = int(time.time() // 60)
-    return data.memoized(store(), ("probes.html", request.script_root), lambda: (minute, render()),
-                         still_good=lambda kept: kept[0] == minute)[1]
+    now = (int(time.time() // 60), data.live_stamp(store()))  # the prober's state is in the live status
+    return data.memoized(store(), ("probes.html", request.script_root), lambda: (now, render()),
+                         still_good=lambda kept: kept[0] == now)[1]
 
 
 @pages.get("/probes/<int:probe_id>")
