@@ -128,8 +128,7 @@ SETTINGS = (
             minimum=1, maximum=65535, item=int),
     Setting("firewall", "rate", 500, "flood limit per source /64: logged packets/s", minimum=1, maximum=100_000),
     Setting("firewall", "burst", 4000, "flood limit per source /64: the burst allowed before the rate applies "
-            "(a /48 gets twice the rate and eight times the burst, "
-            "a /32 four times the rate and sixteen times the burst)", minimum=1, maximum=1_000_000),
+            "(a /48 gets twice the rate, a /32 four times; both eight times the burst)", minimum=1, maximum=1_000_000),
     Setting("firewall", "rate_total", 2000,
             "flood limit over all sources: logged packets/s (what the daemon is sized for); probe addresses "
             "have a limit of the same size of their own", minimum=1, maximum=100_000),

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import time
 
 import pytest
 from markupsafe import escape
@@ -857,3 +858,23 @@ def test_pages_kept_between_commits_follow_what_changes_them(tmp_path):
         assert "8 probes" in text_of(site.html("/probes"))
     finally:
         store.close()
+
+
+def test_a_window_that_ends_changes_the_verdict_on_the_page_with_no_commit(tmp_path):
+    """Verdicts and the Servers page are kept between commits; the end of a probe's window (the
+    clock alone, no commit: the daemon writes rarely, for the card's sake) must show at once."""
+    path = tmp_path / "harvestwatch.sqlite"
+    store = Store(str(path))
+    try:
+        store.add_pool_members(ws.POOL_0, [ws.HONEST_2], time.time() - 60)
+        ws._probe(store, ws.PROBE_HONEST_2_UDP321, ws.HONEST_2, "ntp", time.time() - 10, sport=40200, window=12.0)
+    finally:
+        store.close()
+    site = Client(str(path))
+    assert "watching its probe address" in site.html("/servers")
+    assert site.json("/api/overview")["numbers"]["watching"] == 1
+    deadline = time.time() + 8
+    while time.time() < deadline and "a whole window with no touch" not in site.html("/servers"):
+        time.sleep(0.5)
+    assert "a whole window with no touch" in site.html("/servers")
+    assert site.json("/api/overview")["numbers"]["clean"] == 1

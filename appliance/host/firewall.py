@@ -54,11 +54,13 @@ TIER_LIMITS = {64: "HarvestWatch: flood limit per /64", 48: "HarvestWatch: flood
 REACHED = "HarvestWatch: reached the flood limits"
 LOGGED = "HarvestWatch: log new inbound"
 # Per tier, (rate, burst) as multiples of the /64's: a /48 may send twice what one /64 may, a /32
-# four times (coarse networks hold many hosts). A /48 bursts eight times, so that a scan spread over
-# a site (200 hosts x 100 ports in a fifth of a second) passes whole; a /32 sixteen times, so that
-# one /48's flood, cut at the /48 tier, takes at most half the /32's burst and leaves the other
-# networks of that /32 (an ISP's other customers) their share (with equal bursts it emptied it).
-TIER_SCALE = {64: (1, 1), 48: (2, 8), 32: (4, 16)}
+# four times (coarse networks hold many hosts); both burst eight times, so that a scan spread over a
+# site (200 hosts x 100 ports in a fifth of a second) passes whole. Fine first: a /48's flood is cut
+# at the /48 tier; its burst may empty the /32's, but from then on it passes half the /32's rate,
+# and the other networks of that /32 (an ISP's other customers) have the other half. A /32 burst
+# of sixteen times (tried) let floods from one /32 past at a pace the daemon could not read in the
+# flood lab (overruns, lost messages).
+TIER_SCALE = {64: (1, 1), 48: (2, 8), 32: (4, 8)}
 BURST_MAX = 1_000_000            # the most hashlimit takes
 HASHLIMIT_SCALE = 1_000_000      # hashlimit's time unit per second (revision 2 and later)
 TOTAL_BURST_SECONDS = 16         # the total's (and the probe addresses') burst: this many seconds of its rate

@@ -224,6 +224,10 @@ class Queries:
             fed.setdefault(row[0], []).append(row[1])
         return fed
 
+    def next_window_end(self, now: float) -> float | None:
+        """The end of the next probe's observation window after `now`."""
+        return self._one("SELECT min(expires) FROM probes WHERE sent_at IS NOT NULL AND expires > ?", (now,))
+
     def probe_counts(self, now: float) -> tuple[int, int]:
         """(probes ever planned, probe addresses still in their observation window)."""
         return (self._one("SELECT count(*) FROM probes"),

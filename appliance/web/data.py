@@ -156,8 +156,16 @@ def live_stamp(store: Store):
 
 def _verdicts(store: Store) -> list[dict]:
     """The verdict per server, shared by Overview and Servers; callers copy before changing an entry.
-    Kept for a minute at most besides the commits: a window's end changes a verdict with no commit."""
-    return _memo.get(store, ("verdicts", int(time.time() // 60)), store.server_verdicts)
+    Kept until the next commit or the next end of a probe's window, whichever comes first: a
+    window's end changes a verdict with no commit."""
+    return _memo.get(store, "verdicts", lambda: (until_a_window_ends(store), store.server_verdicts()),
+                     still_good=lambda kept: time.time() < kept[0])[1]
+
+
+def until_a_window_ends(store: Store) -> float:
+    """When the next probe's window ends (what changes verdicts with the clock alone); inf if none."""
+    ends = store.next_window_end(time.time())
+    return float("inf") if ends is None else ends
 
 
 def overview(store: Store, now: float | None = None) -> dict:
@@ -165,8 +173,9 @@ def overview(store: Store, now: float | None = None) -> dict:
     # Everything but the clock comes from the store and the daemon's live status: read once per
     # commit and live status (see _Memo), copied out.
     live = live_stamp(store)
-    status, stored, _ = copy.deepcopy(_memo.get(store, "overview", lambda: (*_stored_overview(store), live),
-                                                still_good=lambda kept: kept[2] == live))
+    kept = _memo.get(store, "overview", lambda: (live, until_a_window_ends(store), *_stored_overview(store)),
+                     still_good=lambda kept: kept[0] == live and time.time() < kept[1])
+    status, stored = copy.deepcopy(kept[2:])
     daemon = daemon_state(status, now)
     document = {
         "generated": iso(now),

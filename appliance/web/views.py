@@ -81,13 +81,16 @@ def overview():
 
 @pages.get("/servers")
 def servers():
-    # Depends on the store's content alone (no clock): rendered once per commit, not per request;
-    # a few hundred table rows take longer to render than to read.
+    # Rendered once per commit (a few hundred table rows take longer to render than to read), and
+    # again each minute (the time left of a watch) and when a probe's window ends (a verdict).
     # Only the first page is kept: one entry per page number would let a client grow the memo.
     page, filters = _page(), _filters(data.server_filters)
     render = lambda: render_template("servers.html", doc=data.servers(store(), page, filters=filters))  # noqa: E731
     if page == 1 and not filters:
-        return data.memoized(store(), ("servers.html", request.script_root), render)
+        minute = int(time.time() // 60)
+        return data.memoized(store(), ("servers.html", request.script_root),
+                             lambda: (minute, data.until_a_window_ends(store()), render()),
+                             still_good=lambda kept: kept[0] == minute and time.time() < kept[1])[2]
     return render()
 
 
