@@ -11,7 +11,7 @@ DEMO_BIND ?= 127.0.0.1
 BENCH_LINES ?= 1000000
 
 # The SD-card image (outside CI: about 20 minutes on 2 cores; see docs/image.md).
-IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk xz-utils e2fsprogs \
+IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support dosfstools mtools fdisk xz-utils e2fsprogs zstd \
   qemu-system-arm qemu-efi-aarch64 qemu-utils openssh-client
 VAGRANT_APT_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
 IMAGE_SSH_KEY ?=
@@ -116,9 +116,14 @@ image: image-deps venv
 	$(BUILD_IMAGE) -e image_hostname=$(IMAGE_HOSTNAME) \
 	  $(if $(IMAGE_SSH_KEY),-e image_ssh_pubkey_file=$(abspath $(IMAGE_SSH_KEY)))
 
-# Boot the built image under qemu-system-aarch64 (virt, TCG) and check the appliance on it.
+# Check the built image's boot partition for every Pi model, then boot it under qemu-system-aarch64
+# (the virt board, and the raspi3b board from its own boot partition; TCG) and check the appliance on
+# each. BOOT_WRITES_MINUTES=30 also measures what the booted image writes to its card.
+BOOT_WRITES_MINUTES ?= 0
 image-boot: image-deps
-	$(PYTHON) image/boot_check.py --image $(IMAGE_DIR)/harvestwatch-$(IMAGE_SUITE)-arm64.img
+	$(PYTHON) image/boot_partition.py $(IMAGE_DIR)/harvestwatch-$(IMAGE_SUITE)-arm64.img
+	$(PYTHON) image/boot_check.py --image $(IMAGE_DIR)/harvestwatch-$(IMAGE_SUITE)-arm64.img \
+	  --writes-minutes $(BOOT_WRITES_MINUTES)
 
 vagrant-deps: image-deps
 	$(call apt_need,$(VAGRANT_APT_PACKAGES))

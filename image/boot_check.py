@@ -85,18 +85,49 @@ def prepare_disk(image: Path, work: Path, size: str) -> Path:
     return disk
 
 
-def start_vm(disk: Path, virt: Path, work: Path, ssh_port: int, page_port: int, cpus: int,
+def boot_files(disk: Path, work: Path) -> dict[str, Path | str]:
+    """What a Raspberry Pi's firmware hands the kernel, read from the card's boot partition: the kernel
+    and initramfs config.txt names, the Pi 3 B's device tree and cmdline.txt."""
+    sys.path.insert(0, str(ROOT / "image"))
+    from boot_partition import config_for  # noqa: E402 (a sibling script, not a package)
+    boot = work / "boot"
+    boot.mkdir(exist_ok=True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
+                                      text=True).stdout)
+    offset = int(table["partitiontable"]["partitions"][0]["start"]) * 512
+    subprocess.run(["mcopy", "-s", "-n", "-i", f"{disk}@@{offset}", "::/*", str(boot)], check=True)
+    settings = config_for((boot / "config.txt").read_text(), frozenset({"all", "pi3"}))
+    return {"kernel": boot / settings["kernel"], "initrd": boot / settings["initramfs"],
+            "dtb": boot / "bcm2837-rpi-3-b.dtb", "cmdline": (boot / "cmdline.txt").read_text().strip()}
+
+
+def start_vm(board: str, disk: Path, virt: Path, work: Path, ssh_port: int, page_port: int, cpus: int,
              memory: int, rtc_base: str) -> subprocess.Popen:
-    cmdline = "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 net.ifnames=0"
-    command = [
-        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(cpus), "-m", str(memory),
-        "-nographic", "-no-reboot", "-rtc", f"base={rtc_base},clock=host",
-        "-kernel", str(virt / "vmlinuz"), "-initrd", str(virt / "initrd.img"), "-append", cmdline,
-        "-drive", f"file={disk},format=raw,if=virtio",
-        "-netdev", (f"user,id=lan,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22,"
-                    f"hostfwd=tcp:127.0.0.1:{page_port}-:80"),
-        "-device", "virtio-net-pci,netdev=lan",
-    ]
+    forwards = f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22,hostfwd=tcp:127.0.0.1:{page_port}-:80"
+    if board == "raspi3b":
+        # The Pi's own boot path: the files its firmware would load, its board (4 cores, 1 GiB), the card
+        # on the SD controller, and the LAN through USB as on a real Pi 3 (its Ethernet is a USB device).
+        # A Raspberry Pi address (b8:27:eb, universally administered) so the kernel calls it eth0.
+        files = boot_files(disk, work)
+        print(f"raspi3b boots {files['kernel'].name}, {files['initrd'].name}, {files['dtb'].name}; "
+              f"cmdline.txt: {files['cmdline']}")
+        command = [
+            "qemu-system-aarch64", "-M", "raspi3b", "-nographic", "-no-reboot",
+            "-kernel", str(files["kernel"]), "-initrd", str(files["initrd"]), "-dtb", str(files["dtb"]),
+            "-append", files["cmdline"], "-drive", f"file={disk},format=raw,if=sd",
+            "-netdev", f"user,id=lan,restrict=on,{forwards}", "-device", "usb-net,netdev=lan,mac=b8:27:eb:00:0b:07",
+            # the PL011 unused (it drives nothing on a Pi 3 with this tree); the mini UART, ttyS1, is the console
+            "-serial", "null", "-serial", "stdio", "-monitor", "none",
+        ]
+    else:
+        cmdline = "root=LABEL=RASPIROOT rw rootwait console=ttyAMA0 net.ifnames=0"
+        command = [
+            "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", str(cpus), "-m", str(memory),
+            "-nographic", "-no-reboot", "-rtc", f"base={rtc_base},clock=host",
+            "-kernel", str(virt / "vmlinuz"), "-initrd", str(virt / "initrd.img"), "-append", cmdline,
+            "-drive", f"file={disk},format=raw,if=virtio",
+            "-netdev", f"user,id=lan,restrict=on,{forwards}", "-device", "virtio-net-pci,netdev=lan",
+        ]
     console = open(work / "console.log", "wb")
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
 
@@ -135,21 +166,26 @@ def check_boot_firewall(work: Path, port: int) -> list[str]:
 
 
 def check_saved_clock(work: Path, port: int) -> list[str]:
-    """fake-hwclock restored the time saved when the image was made, before anything else ran: the
-    board's clock starts CLOCK_BEHIND_DAYS behind, the boot must not be behind the saved time.
-    Before check_clock, which steps the clock."""
-    result = ssh(work, port, "systemctl is-active fake-hwclock.service; saved=$(sudo cat /etc/fake-hwclock.data); "
-                             "echo \"saved $saved UTC\"; booted=$(( $(date -u +%s) - $(cut -d. -f1 /proc/uptime) )); "
-                             "echo \"booted at $(date -u -d @$booted '+%F %T') UTC by this boot's clock\"; "
-                             "[ \"$booted\" -ge \"$(date -u -d \"$saved\" +%s)\" ] "
+    """fake-hwclock restored the time saved when the image was made, early in the boot: the board's
+    clock starts far behind (virt: CLOCK_BEHIND_DAYS; a Pi 3 has no clock and starts in 1970), and
+    without the restore it would still be behind the saved time. Before check_clock, which steps it."""
+    # fake-hwclock-load is a oneshot that does not stay active: its result and when it finished tell.
+    result = ssh(work, port, "systemctl show -p Result --value fake-hwclock-load.service; "
+                             "saved=$(sudo cat /etc/fake-hwclock.data); "
+                             "echo \"saved $saved UTC\"; echo \"now   $(date -u '+%F %T') UTC\"; "
+                             "[ \"$(date -u +%s)\" -ge \"$(date -u -d \"$saved\" +%s)\" ] "
                              "&& echo 'not behind the saved clock' || echo 'BEHIND the saved clock'; "
+                             "echo \"restored $(systemctl show -p ExecMainExitTimestampMonotonic --value "
+                             "fake-hwclock-load.service) us after boot\"; "
                              "systemctl is-enabled harvestwatch-clock-save.timer")
     print(f"--- the saved clock (fake-hwclock)\n{(result.stdout + result.stderr).rstrip()}")
     lines = result.stdout.splitlines()
-    if lines and lines[0].strip() == "active" and "not behind the saved clock" in result.stdout \
-            and result.stdout.rstrip().endswith("enabled"):
+    restored_at = next((int(line.split()[1]) for line in lines if line.startswith("restored ")
+                        and line.split()[1].isdigit()), 0)
+    if lines and lines[0].strip() == "success" and "not behind the saved clock" in result.stdout \
+            and 0 < restored_at < 300_000_000 and result.stdout.rstrip().endswith("enabled"):
         return []
-    return [f"the saved clock was not restored: {result.stdout.strip()[:300]}"]
+    return [f"the saved clock was not restored early: {result.stdout.strip()[:300]}"]
 
 
 def check_clock(work: Path, port: int) -> list[str]:
@@ -211,69 +247,81 @@ def check_clock(work: Path, port: int) -> list[str]:
     return failures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/harvestwatch-boot-check"))
-    parser.add_argument("--card-size", default="4G")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for SSH")
-    parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--memory", type=int, default=1024, help="MiB")
-    args = parser.parse_args()
+def measure_card_writes(work: Path, port: int, minutes: float) -> float:
+    """Everything the booted image writes to its card (the block device's own count of sectors
+    written: the appliance, apt, chrony, logins, the saved clock, the file system's journal) over
+    `minutes` of a quiet appliance (no scans reach it: QEMU's network is restricted), in MB a day."""
+    disk = ssh(work, port, "lsblk -no pkname \"$(findmnt -no source /)\"").stdout.strip()
 
-    virt = args.image.parent / "virt"
-    for needed in (args.image, virt / "vmlinuz", virt / "initrd.img"):
-        if not needed.exists():
-            print(f"boot-check: {needed} is missing: run `make image` first", file=sys.stderr)
-            return 2
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    disk = prepare_disk(args.image, args.work, args.card_size)
+    def sectors() -> int:
+        ssh(work, port, "sync")
+        fields = ssh(work, port, f"cat /sys/block/{disk}/stat").stdout.split()
+        return int(fields[6]) if len(fields) > 6 else 0
+
+    first, started = sectors(), time.monotonic()
+    time.sleep(minutes * 60)
+    written, elapsed = (sectors() - first) * 512, time.monotonic() - started
+    per_day = written / elapsed * 86400 / 1e6
+    print(f"--- card writes: {written / 1e6:.2f} MB to /dev/{disk} in {elapsed / 60:.1f} quiet minutes: "
+          f"{per_day:.1f} MB a day at that pace")
+    return per_day
+
+
+def boot_and_check(board: str, args: argparse.Namespace, virt: Path) -> tuple[list[str], dict[str, float]]:
+    """Boot a fresh copy of the image on one QEMU board and run every check; (failures, times)."""
+    work = args.work / board
+    print(f"===== {board} =====")
+    work.mkdir(parents=True)
+    disk = prepare_disk(args.image, work, args.card_size)
     ssh_port, page_port = free_port(), free_port()
 
     started = time.monotonic()
     rtc_base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - CLOCK_BEHIND_DAYS * 86400))
-    vm = start_vm(disk, virt, args.work, ssh_port, page_port, args.cpus, args.memory, rtc_base)
-    print(f"the board's clock starts at {rtc_base} UTC, {CLOCK_BEHIND_DAYS} days behind")
+    vm = start_vm(board, disk, virt, work, ssh_port, page_port, args.cpus, args.memory, rtc_base)
+    if board == "virt":
+        print(f"the board's clock starts at {rtc_base} UTC, {CLOCK_BEHIND_DAYS} days behind")
     failures: list[str] = []
+    times: dict[str, float] = {}
     try:
         reached = None
         deadline = started + args.timeout
         while time.monotonic() < deadline and vm.poll() is None:
             try:
-                if ssh(args.work, ssh_port, "true", timeout=20).returncode == 0:
+                if ssh(work, ssh_port, "true", timeout=20).returncode == 0:
                     reached = time.monotonic() - started
+                    times["ssh"] = reached
                     break
             except OSError:
                 pass
             time.sleep(3)
         if reached is None:
-            print(f"boot-check: no SSH within {args.timeout:.0f} s; console: {args.work / 'console.log'}",
+            print(f"boot-check: no SSH within {args.timeout:.0f} s; console: {work / 'console.log'}",
                   file=sys.stderr)
-            print((args.work / "console.log").read_text(errors="replace")[-3000:], file=sys.stderr)
-            return 1
+            print((work / "console.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            return [f"no SSH within {args.timeout:.0f} s"], times
         print(f"SSH answered (first-boot key import worked) {reached:.1f} s after QEMU started")
 
-        state = ssh(args.work, ssh_port, "systemctl is-system-running --wait", timeout=600).stdout.strip()
+        state = ssh(work, ssh_port, "systemctl is-system-running --wait", timeout=600).stdout.strip()
         booted = time.monotonic() - started
+        times["multi-user"] = booted
         print(f"system state: {state} ({booted:.1f} s after QEMU started)")
         if state not in ("running", "degraded"):
             failures.append(f"system state {state}")
         if state == "degraded":
-            print(ssh(args.work, ssh_port, "systemctl --failed --no-legend").stdout)
-        print(ssh(args.work, ssh_port, "systemd-analyze time").stdout.strip())
+            print(ssh(work, ssh_port, "systemctl --failed --no-legend").stdout)
+        print(ssh(work, ssh_port, "systemd-analyze time").stdout.strip())
 
         units = ["harvestwatch-firewall.service", "harvestwatch.service", "harvestwatch-page.service",
                  "harvestwatch-firstboot.service", "ssh.service", "chrony.service", "avahi-daemon.service"]
         for unit in units:
-            active = ssh(args.work, ssh_port, f"systemctl is-active {unit}").stdout.strip()
+            active = ssh(work, ssh_port, f"systemctl is-active {unit}").stdout.strip()
             print(f"  {unit:34s} {active}")
             if active != "active":
                 failures.append(f"{unit} {active}")
 
-        failures += check_boot_firewall(args.work, ssh_port)
-        failures += check_saved_clock(args.work, ssh_port)
-        failures += check_clock(args.work, ssh_port)
+        failures += check_boot_firewall(work, ssh_port)
+        failures += check_saved_clock(work, ssh_port)
+        failures += check_clock(work, ssh_port)
 
         # The page, from "the LAN" (QEMU's user network; 10.0.2.2 is in the LAN ranges).
         # The daemon may take a moment after its unit is active to create the store.
@@ -301,11 +349,17 @@ def main() -> int:
 
         def updates_on(result):
             wanted = ('APT::Periodic::Unattended-Upgrade "1";', 'Unattended-Upgrade::Automatic-Reboot "true";',
-                      "apt-daily-upgrade.timer enabled")
+                      "apt-daily-upgrade.timer enabled", "codename=trixie-backports,label=Debian Backports")
             missing = [line for line in wanted if line not in result.stdout]
             return f"security updates not set up: {missing}" if missing else None
 
+        def journal_shows(result):
+            wanted = ("fake-hwclock", "harvestwatch-firewall", "harvestwatch.service", "apt-daily-upgrade.timer")
+            missing = [unit for unit in wanted if unit not in result.stdout]
+            return f"the journal does not show {missing}" if missing else None
+
         checks = {
+            "board and kernel": ("tr -d '\\0' < /proc/device-tree/model; echo; uname -r", None),
             "root filesystem grown to the card (MiB)": ("df -B1M --output=size,used,target / | tail -n1", grown),
             "this card's own SSH host key": ("ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub", None),
             "machine id made at first boot": ("cat /etc/machine-id", None),
@@ -318,19 +372,27 @@ def main() -> int:
             "daemon": ("sudo harvestwatch status | head -n 14", None),
             "security updates (unattended-upgrades, apt's timers)": (
                 "apt-config dump | grep -E '^(APT::Periodic::Unattended-Upgrade|Unattended-Upgrade::Automatic-Reboot)"
-                " '; echo \"apt-daily-upgrade.timer $(systemctl is-enabled apt-daily-upgrade.timer)\"; "
+                " |Backports'; echo \"apt-daily-upgrade.timer $(systemctl is-enabled apt-daily-upgrade.timer)\"; "
                 "sudo harvestwatch status | grep '^security updates'", updates_on),
+            "journal: saved clock, firewall, daemon, update timer": (
+                "sudo journalctl -b --no-pager -o short-monotonic -u fake-hwclock-load -u harvestwatch-firewall "
+                "-u harvestwatch -u apt-daily-upgrade.timer | grep -E 'Start|Finish|fake-hwclock' | head -n 12; "
+                "sudo journalctl -b --no-pager -o short-monotonic | grep -m3 -E 'fake-hwclock|apt-daily-upgrade.timer'",
+                journal_shows),
             "journal (harvestwatch)": ("sudo journalctl -b -u harvestwatch -u harvestwatch-firstboot --no-pager "
                                        "-o short-monotonic | tail -n 15", None),
         }
         for title, (command, judge) in checks.items():
-            result = ssh(args.work, ssh_port, command)
+            result = ssh(work, ssh_port, command)
             print(f"--- {title}\n{(result.stdout + result.stderr).rstrip()}")
             failure = judge(result) if judge else None
             if failure:
                 failures.append(failure)
 
-        ssh(args.work, ssh_port, "sudo systemctl poweroff", timeout=30)
+        if args.writes_minutes:
+            times["card MB/day"] = measure_card_writes(work, ssh_port, args.writes_minutes)
+
+        ssh(work, ssh_port, "sudo systemctl poweroff", timeout=30)
         try:
             vm.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -339,9 +401,41 @@ def main() -> int:
         if vm.poll() is None:
             vm.kill()
             vm.wait()
-    print(f"boot-check: {'FAILED: ' + '; '.join(failures) if failures else 'all checks passed'}"
-          f" (console log: {args.work / 'console.log'})")
-    return 1 if failures else 0
+    print(f"{board}: {'FAILED: ' + '; '.join(failures) if failures else 'all checks passed'}"
+          f" (console log: {work / 'console.log'})")
+    return failures, times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/harvestwatch-boot-check"))
+    parser.add_argument("--card-size", default="4G")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for SSH")
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--memory", type=int, default=1024, help="MiB (virt; the raspi3b board has 1 GiB)")
+    parser.add_argument("--writes-minutes", type=float, default=0,
+                        help="after the checks, measure what the image writes to its card for this long")
+    parser.add_argument("--boards", nargs="+", choices=("virt", "raspi3b"), default=["virt", "raspi3b"],
+                        help="QEMU boards to boot the image on, one after the other")
+    args = parser.parse_args()
+
+    virt = args.image.parent / "virt"
+    for needed in (args.image, virt / "vmlinuz", virt / "initrd.img"):
+        if not needed.exists():
+            print(f"boot-check: {needed} is missing: run `make image` first", file=sys.stderr)
+            return 2
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    results = {board: boot_and_check(board, args, virt) for board in args.boards}
+    print("\nboard     SSH after   multi-user after   card writes   result")
+    for board, (failures, times) in results.items():
+        writes = f"{times['card MB/day']:6.1f} MB/day" if "card MB/day" in times else " " * 13
+        print(f"{board:9s} {times.get('ssh', float('nan')):7.0f} s   {times.get('multi-user', float('nan')):12.0f} s"
+              f"   {writes}   {'FAILED: ' + '; '.join(failures) if failures else 'all checks passed'}")
+    failed = [board for board, (failures, _) in results.items() if failures]
+    print(f"boot-check: {'FAILED on ' + ', '.join(failed) if failed else 'all checks passed on ' + ', '.join(results)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -219,6 +219,47 @@ def test_remove_takes_out_only_ours(pair):
     assert not [line for line in saved(nets, app, 4) if "HW-" in line]
 
 
+# A firewall as Raspberry Pi OS users keep one: nftables (nftables.service's /etc/nftables.conf, or
+# ufw/firewalld through iptables-nft), counting what it sees and accepting SSH.
+USERS_NFT = """
+table inet users_firewall {
+    chain input {
+        type filter hook input priority filter; policy accept;
+        tcp dport 22 counter accept
+        counter
+    }
+}
+"""
+
+
+def nft_counters(nets, ns) -> list[int]:
+    listing = nets.exec(ns, ["nft", "list", "table", "inet", "users_firewall"]).stdout
+    return [int(n) for n in re.findall(r"counter packets (\d+)", listing)]
+
+
+@pytest.mark.skipif(not shutil.which("nft"), reason="nft (package nftables) not installed")
+def test_an_nftables_firewall_already_there_keeps_working_beside_ours(pair):
+    """The role leaves iptables-nft as the default where nftables is in use (ansible/roles/harvestwatch
+    packages.yml); the kernel then runs both: the user's nftables chain and the appliance's legacy
+    rules each see every packet, and applying or removing ours leaves theirs as it was."""
+    nets, app, peer = pair
+    nets.exec(app, ["nft", "-f", "-"], input=USERS_NFT)
+    before = nets.exec(app, ["nft", "list", "ruleset"]).stdout
+    assert apply_in(nets, app) == []
+    assert nets.exec(app, ["nft", "list", "ruleset"]).stdout == before
+    result = json.loads(in_ns(nets, app, TRAFFIC, peer, str(GROUP), CLIENT))
+    # Theirs accepts SSH from anywhere; ours still answers the LAN only and logs the outside's tries.
+    assert result["client"] == {"lan-ssh": "connected", "outside-ssh": "timeout", "outside-9999": "timeout"}, result
+    inbound = {(p[1], p[4]) for p in result["packets"] if p[0] == "in"}
+    assert (OUTSIDE, 22) in inbound and (OUTSIDE, 9999) in inbound
+    ssh_counted, others_counted = nft_counters(nets, app)
+    assert ssh_counted >= 2 and others_counted >= 1, (ssh_counted, others_counted)
+    in_ns(nets, app, "from appliance.host import firewall; firewall.remove()")
+    assert not [line for line in saved(nets, app) if "HW-" in line]
+    assert nets.exec(app, ["nft", "list", "table", "inet", "users_firewall"]).returncode == 0
+    assert "tcp dport 22 counter" in nets.exec(app, ["nft", "list", "ruleset"]).stdout
+
+
 def test_verify_names_what_was_changed_behind_its_back(pair):
     nets, app, _ = pair
     assert apply_in(nets, app) == []

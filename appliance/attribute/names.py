@@ -56,10 +56,13 @@ class ScannerNamer(threading.Thread):
 
     def run(self) -> None:
         from ..store.db import Store
-        while not self.stop_event.wait(self.every):
-            try:
-                store = Store(self.db_path)
+        # One connection for the thread's life: opening the store anew every round wrote to the SD
+        # card each time (SQLite's shared-memory index is a file beside the store), about 0.7 MB an hour.
+        store = None
+        try:
+            while not self.stop_event.wait(self.every):
                 try:
+                    store = store or Store(self.db_path)
                     addresses = store.unnamed_scanners(self.batch)
                     names = {}
                     for address in addresses:
@@ -68,7 +71,11 @@ class ScannerNamer(threading.Thread):
                         names[address] = confirmed_name(address, nameservers=self.nameservers, timeout=self.timeout)
                     if names:
                         store.set_scanner_names(names)
-                finally:
-                    store.close()
-            except Exception:  # names are a nicety: never let them stop the daemon
-                log.exception("scanner names")
+                except Exception:  # names are a nicety: never let them stop the daemon
+                    log.exception("scanner names")
+                    if store is not None:  # start over with a fresh connection next round
+                        store.close()
+                        store = None
+        finally:
+            if store is not None:
+                store.close()

@@ -221,6 +221,19 @@ class Store(LiveRecords, Queries, Retention):
     def close(self) -> None:
         self.db.close()
 
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the store and empty it, without waiting for a busy reader or writer
+        (then nothing happens). True if the WAL is empty now."""
+        timeout = self.db.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.db.execute("PRAGMA busy_timeout=0")
+        try:
+            busy, frames, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:  # locked: another connection is writing
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={int(timeout)}")
+        return busy == 0 and frames == 0
+
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

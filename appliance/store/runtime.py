@@ -19,7 +19,9 @@ import os
 
 from ..settings import RUNTIME_DIR
 
-STATUS_PERSIST_EVERY = 900.0
+# Once an hour, with the outbound contacts of that hour in the same flush (appliance/daemon.py): a
+# quiet hour is then one write to the card.
+STATUS_PERSIST_EVERY = 3600.0
 
 
 def status_path(db_path: str, runtime_dir: str | None = None) -> str:

@@ -102,11 +102,16 @@ class _Memo:
 _memo = _Memo()
 
 
-def memoized(store: Store, name, compute, still_good=None):
-    """`compute()`, or its result kept from an earlier call on the same store content (see _Memo)
-    for which `still_good(result)` holds, if given (what also depends on the time says when it is
-    stale). The result is shared; do not change it."""
-    return _memo.get(store, name, compute, still_good)
+def memoized(store: Store, name, compute, *, stamp=None, expires=None):
+    """`compute()`, or its result kept from an earlier call on the same store content (see _Memo).
+    What else it depends on says when it is stale: `stamp()` (a minute, the live status) must be the
+    same as when it was computed, and the time before what `expires()` said then (the end of a
+    probe's window). The result is shared; do not change it."""
+    now_stamp = stamp() if stamp else None
+
+    def make():
+        return now_stamp, (expires() if expires else float("inf")), compute()
+    return _memo.get(store, name, make, lambda kept: kept[0] == now_stamp and time.time() < kept[1])[2]
 
 
 class _Lasting:
@@ -158,8 +163,7 @@ def _verdicts(store: Store) -> list[dict]:
     """The verdict per server, shared by Overview and Servers; callers copy before changing an entry.
     Kept until the next commit or the next end of a probe's window, whichever comes first: a
     window's end changes a verdict with no commit."""
-    return _memo.get(store, "verdicts", lambda: (until_a_window_ends(store), store.server_verdicts()),
-                     still_good=lambda kept: time.time() < kept[0])[1]
+    return memoized(store, "verdicts", store.server_verdicts, expires=lambda: until_a_window_ends(store))
 
 
 def until_a_window_ends(store: Store) -> float:
@@ -172,10 +176,9 @@ def overview(store: Store, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     # Everything but the clock comes from the store and the daemon's live status: read once per
     # commit and live status (see _Memo), copied out.
-    live = live_stamp(store)
-    kept = _memo.get(store, "overview", lambda: (live, until_a_window_ends(store), *_stored_overview(store)),
-                     still_good=lambda kept: kept[0] == live and time.time() < kept[1])
-    status, stored = copy.deepcopy(kept[2:])
+    status, stored = copy.deepcopy(memoized(store, "overview", lambda: _stored_overview(store),
+                                            stamp=lambda: live_stamp(store),
+                                            expires=lambda: until_a_window_ends(store)))
     daemon = daemon_state(status, now)
     document = {
         "generated": iso(now),

@@ -87,10 +87,8 @@ def servers():
     page, filters = _page(), _filters(data.server_filters)
     render = lambda: render_template("servers.html", doc=data.servers(store(), page, filters=filters))  # noqa: E731
     if page == 1 and not filters:
-        minute = int(time.time() // 60)
-        return data.memoized(store(), ("servers.html", request.script_root),
-                             lambda: (minute, data.until_a_window_ends(store()), render()),
-                             still_good=lambda kept: kept[0] == minute and time.time() < kept[1])[2]
+        return data.memoized(store(), ("servers.html", request.script_root), render,
+                             stamp=lambda: int(time.time() // 60), expires=lambda: data.until_a_window_ends(store()))
     return render()
 
 
@@ -122,9 +120,9 @@ def probes():
     render = lambda: render_template("probes.html", doc=data.probes(store(), filters=filters))  # noqa: E731
     if filters:
         return render()
-    now = (int(time.time() // 60), data.live_stamp(store()))  # the prober's state is in the live status
-    return data.memoized(store(), ("probes.html", request.script_root), lambda: (now, render()),
-                         still_good=lambda kept: kept[0] == now)[1]
+    # the prober's state is in the live status
+    return data.memoized(store(), ("probes.html", request.script_root), render,
+                         stamp=lambda: (int(time.time() // 60), data.live_stamp(store())))
 
 
 @pages.get("/probes/<int:probe_id>")
