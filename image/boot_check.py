@@ -36,6 +36,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "image"))
+from boot_partition import boot_offset, config_for, extract_boot_partition  # noqa: E402 (a sibling script)
+
 DEFAULT_IMAGE = ROOT / "build/image/harvestwatch-trixie-arm64.img"
 ADMIN = "hwadmin"
 CLOCK_BEHIND_DAYS = 200
@@ -75,12 +78,8 @@ def prepare_disk(image: Path, work: Path, size: str) -> Path:
     subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", str(work / "key")],
                    check=True)
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
-                                      text=True).stdout)
-    boot = table["partitiontable"]["partitions"][0]
-    offset = int(boot["start"]) * 512
-    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{offset}", str(work / "key.pub"), "::harvestwatch/authorized_keys"],
-                   check=True)
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{boot_offset(disk)}", str(work / "key.pub"),
+                    "::harvestwatch/authorized_keys"], check=True)
     subprocess.run(["qemu-img", "resize", "-q", "-f", "raw", str(disk), size], check=True)
     return disk
 
@@ -88,14 +87,9 @@ def prepare_disk(image: Path, work: Path, size: str) -> Path:
 def boot_files(disk: Path, work: Path) -> dict[str, Path | str]:
     """What a Raspberry Pi's firmware hands the kernel, read from the card's boot partition: the kernel
     and initramfs config.txt names, the Pi 3 B's device tree and cmdline.txt."""
-    sys.path.insert(0, str(ROOT / "image"))
-    from boot_partition import config_for  # noqa: E402 (a sibling script, not a package)
     boot = work / "boot"
     boot.mkdir(exist_ok=True)
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
-                                      text=True).stdout)
-    offset = int(table["partitiontable"]["partitions"][0]["start"]) * 512
-    subprocess.run(["mcopy", "-s", "-n", "-i", f"{disk}@@{offset}", "::/*", str(boot)], check=True)
+    extract_boot_partition(disk, boot)
     settings = config_for((boot / "config.txt").read_text(), frozenset({"all", "pi3"}))
     return {"kernel": boot / settings["kernel"], "initrd": boot / settings["initramfs"],
             "dtb": boot / "bcm2837-rpi-3-b.dtb", "cmdline": (boot / "cmdline.txt").read_text().strip()}

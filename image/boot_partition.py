@@ -196,11 +196,16 @@ def check_partition(directory: Path) -> dict[str, list[str]]:
     return {board.name: check_board(board, files, config_text, cmdline, initramfs_of) for board in BOARDS}
 
 
-def extract_boot_partition(image: Path, into: Path) -> None:
+def boot_offset(image: Path) -> int:
+    """Where the boot (first) partition starts in the image, in bytes (mtools' `IMAGE@@OFFSET`)."""
     table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], check=True, capture_output=True,
                                       text=True).stdout)
-    offset = int(table["partitiontable"]["partitions"][0]["start"]) * 512
-    subprocess.run(["mcopy", "-s", "-n", "-p", "-m", "-i", f"{image}@@{offset}", "::/*", str(into)], check=True)
+    return int(table["partitiontable"]["partitions"][0]["start"]) * 512
+
+
+def extract_boot_partition(image: Path, into: Path) -> None:
+    subprocess.run(["mcopy", "-s", "-n", "-p", "-m", "-i", f"{image}@@{boot_offset(image)}", "::/*", str(into)],
+                   check=True)
 
 
 def main() -> int:
