@@ -46,6 +46,11 @@ CLOCK_EVERY = 5.0          # while waiting for the clock, ask this often
 MAX_STORED_PORTS = 4096
 MAX_UNSTORED = 50_000      # scans, contacts and touches each, held while the disk is full
 PRUNE_EVERY = 3600.0       # retention runs this often (and once the clock is right)
+# The WAL is copied into the store once nothing was written for WAL_COPY_QUIET (one copy for a burst
+# of writes: a probe's ledger, reach and pinhole, probes a minute apart), and at most once every
+# WAL_COPY_EVERY (a copy costs the card more than the writes it follows: `make bench-writes`).
+WAL_COPY_QUIET = 120.0
+WAL_COPY_EVERY = 3600.0
 FULL_DISK_SHRINK = 0.8     # a full disk: ordinary records are deleted down to this share of the store
 MB = 1_000_000
 OPEN_RETRY = 30.0          # seconds between attempts to open the store on a full disk
@@ -70,6 +75,9 @@ class Daemon:
         self.health: dict = {}
         self.updates: dict | None = None
         self.status_persisted = float("-inf")
+        self.wal_copied_at: tuple[int, int] | None = None  # Store.write_mark() at the last complete WAL copy
+        self.wal_written: tuple[tuple[int, int] | None, float] = (None, 0.0)  # the last mark seen, and when
+        self.wal_copy_time = float("-inf")  # when the WAL was last copied
         self.status_stored: dict[str, str] = {}  # what the store holds of the status, as JSON
         self.updates_checked = float("-inf")
         self.lan = LanNetworks(config.appliance.lan_prefixes)
@@ -80,7 +88,7 @@ class Daemon:
         self.held_count = self.held_lost = 0
         self.inbound: dict[int, dict[str, int]] = {}  # hour -> protocol -> packets from outside the LAN
         # What was gathered and not yet written (a full disk keeps it here, bounded).
-        self.unstored: dict = {"scans": [], "contacts": {}, "touches": {}}
+        self.unstored: dict = {"scans": [], "contacts": {}, "touches": {}, "pool_seen": {}}
         self.unstored_gaps: list[tuple] = []
         self.disk_full_since: float | None = None
         self.next_prune = self.next_full_prune = 0.0
@@ -268,23 +276,29 @@ class Daemon:
             if self.synced and now >= self.next_prune:
                 self._prune(now)
             if self.store.db.total_changes == changes:
-                self._empty_the_wal()
+                self._copy_the_wal(now)
         except (sqlite3.Error, OSError) as exc:
             if not space.is_disk_full(exc, self.config.appliance.state_dir):
                 raise
             self._disk_full(now, exc)
 
-    def _empty_the_wal(self) -> None:
-        """A flush that wrote nothing: the store has gone quiet. While its WAL holds frames, every
-        read of it (this loop's, the threads', the page's) writes SQLite's shared-memory index beside
-        it, on the card (0.25 MB an hour measured); copied into the store and emptied, reads write
-        nothing. Never waits: with a reader or another writer busy, the next quiet flush tries again."""
-        try:
-            if os.path.getsize(self.config.db_path + "-wal") == 0:
-                return
-        except OSError:
+    def _copy_the_wal(self, now: float) -> None:
+        """A flush that wrote nothing: copy the WAL into the store if it is due. Copied, the WAL is
+        written again from its start (the file keeps its blocks: nothing for the file system to
+        allocate and journal), and reads find nothing in it to map; never copied, it grows to SQLite's
+        own checkpoint (4 MB) and each transaction allocates blocks. But each copy costs the card more
+        than a probe's writes (75 against 45 KB measured): so the WAL is copied once the store has had
+        no write (by this connection, the prober's or the namer's) for WAL_COPY_QUIET, at most once
+        every WAL_COPY_EVERY, and only if something was written since. Never waits: with a reader or
+        another writer busy, the next quiet flush tries again."""
+        mark = self.store.write_mark()
+        if mark == self.wal_copied_at:
             return
-        self.store.checkpoint()
+        if mark != self.wal_written[0]:
+            self.wal_written = (mark, now)
+        elif (now - self.wal_written[1] >= WAL_COPY_QUIET and now - self.wal_copy_time >= WAL_COPY_EVERY
+              and self.store.checkpoint()):
+            self.wal_copied_at, self.wal_copy_time = mark, now
 
     def _gap(self, start: float, end: float, reason: str, lost: int | None = None) -> None:
         """A gap, written with the next flush (kept until it can be)."""
@@ -350,6 +364,9 @@ class Daemon:
             return
         still_open = self._gather(now, reader)
         batch = self.unstored
+        if prober is not None:  # pool members' sightings: in the status's hourly transaction (_status)
+            for key, seen in prober.take_sightings().items():
+                batch["pool_seen"][key] = max(seen, batch["pool_seen"].get(key, seen))
         before = store.db.total_changes
         # Each step its own transaction, each idempotent: what failed is written again next time.
         if batch["scans"] or still_open:
@@ -357,9 +374,9 @@ class Daemon:
             batch["scans"] = []
         # Outbound contacts (the appliance's own NTP, DNS, UPnP) come every few seconds and matter only
         # beside scans: written with evidence (before the scans' attribution is derived from them),
-        # otherwise along with the status's hourly write (one write to the card a quiet hour).
+        # otherwise in the status's hourly transaction (_status: one commit to the card a quiet hour).
         evidence = bool(batch["touches"] or self.unstored_gaps or store.db.total_changes != before)
-        if batch["contacts"] and (evidence or self.stopping or self._status_due(now)):
+        if batch["contacts"] and evidence:
             store.add_contacts(batch["contacts"])
             batch["contacts"] = {}
         if self.contacts_dropped:
@@ -406,13 +423,16 @@ class Daemon:
         if not in_ram or data_written or self._status_due(now):
             changed = {key: value for key, value in values.items()
                        if self.status_stored.get(key) != json.dumps(value, sort_keys=True)}
-            if changed:
-                self._set_status(changed, now)
+            contacts, pool_seen = self.unstored["contacts"], self.unstored["pool_seen"]
+            if changed or contacts or pool_seen:
+                self._set_status(changed, now, contacts=contacts, pool_seen=pool_seen)
+                self.unstored["contacts"], self.unstored["pool_seen"] = {}, {}
             self.status_persisted = now
 
-    def _set_status(self, values: dict, now: float | None = None) -> None:
+    def _set_status(self, values: dict, now: float | None = None, contacts: dict | None = None,
+                    pool_seen: dict | None = None) -> None:
         """Every write of the status to the store goes here, so that `status_stored` stays what it holds."""
-        self.store.set_status(values, now)
+        self.store.set_status(values, now, contacts, pool_seen)
         self.status_stored.update({key: json.dumps(value, sort_keys=True) for key, value in values.items()})
 
     # -- room on the disk -------------------------------------------------------------------

@@ -347,6 +347,13 @@ def boot_and_check(board: str, args: argparse.Namespace, virt: Path) -> tuple[li
             missing = [line for line in wanted if line not in result.stdout]
             return f"security updates not set up: {missing}" if missing else None
 
+        def privacy_from_boot(result):
+            # eth0 exists before the sysctls are applied at boot: only its own lines in the drop-in reach it.
+            wanted = ("net.ipv6.conf.eth0.use_tempaddr = 2", "net.ipv6.conf.eth0.temp_prefered_lft = 1200",
+                      "net.ipv6.conf.eth0.temp_valid_lft = 2400", "restored by the daemon: 0")
+            missing = [line for line in wanted if line not in result.stdout]
+            return f"privacy sysctls not in force on eth0 from boot: {missing}" if missing else None
+
         def journal_shows(result):
             wanted = ("fake-hwclock", "harvestwatch-firewall", "harvestwatch.service", "apt-daily-upgrade.timer")
             missing = [unit for unit in wanted if unit not in result.stdout]
@@ -358,8 +365,11 @@ def boot_and_check(board: str, args: argparse.Namespace, virt: Path) -> tuple[li
             "this card's own SSH host key": ("ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub", None),
             "machine id made at first boot": ("cat /etc/machine-id", None),
             "hostname": ("hostname", None),
-            "privacy sysctls": ("/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr "
-                                "net.ipv6.conf.default.temp_prefered_lft", None),
+            "privacy sysctls on eth0 from boot (none restored by the daemon)": (
+                "/usr/sbin/sysctl net.ipv6.conf.eth0.use_tempaddr net.ipv6.conf.eth0.temp_prefered_lft "
+                "net.ipv6.conf.eth0.temp_valid_lft; echo \"restored by the daemon: "
+                "$(sudo journalctl -b -u harvestwatch --no-pager | grep -c 'privacy addresses: .*restored')\"",
+                privacy_from_boot),
             "firewall chains (legacy ip6tables)": ("sudo ip6tables-legacy -S | grep -c '^-A HW-' ", None),
             "iptables default": ("readlink -f /etc/alternatives/ip6tables", None),
             "firewall verified by the appliance": ("sudo harvestwatch firewall verify", verified),

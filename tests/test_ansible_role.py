@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.host import firewall
+from appliance.host import firewall, privacy
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = ROOT / "ansible"
@@ -308,7 +308,7 @@ def test_kernel_modules_loaded_at_boot(converged, rootfs):
 
 def test_sysctl_and_journald(converged, rootfs):
     dropin = rootfs / "etc/sysctl.d/60-harvestwatch-privacy.conf"
-    assert dropin.read_bytes() == (ROLE_FILES / "60-harvestwatch-privacy.conf").read_bytes()
+    assert dropin.read_text() == privacy.dropin(1200, 2400, ("eth0",))  # harvestwatch_interface's default
     journald = (rootfs / "etc/systemd/journald.conf.d/harvestwatch.conf").read_text()
     assert "[Journal]" in journald
     assert re.search(r"(?m)^Storage=volatile$", journald)

@@ -153,14 +153,20 @@ def test_pool_answers_accumulate_with_first_and_last_seen(tmp_path):
     assert store.add_pool_members("pool", [HARV, OTHER], T0 + 900) == 1
     assert store.known_servers() == sorted([HARV, HONEST, OTHER])
     rows = {r["address"]: r for r in store.db.execute("SELECT * FROM pool_members")}
-    # The same answer a quarter of an hour later writes nothing (last seen is kept to the hour).
     assert rows[HARV]["first_seen"] == T0 and rows[HARV]["last_seen"] == T0
+    # An answer naming only known members writes nothing (a write to the card per answer, otherwise):
+    # their sightings are written together, with the daemon's hourly status.
     before = store.db.total_changes
-    store.add_pool_members("pool", [HARV], T0 + 1800)
+    store.add_pool_members("pool", [HARV, HONEST], T0 + 1800)
     assert store.db.total_changes == before
-    store.add_pool_members("pool", [HARV], T0 + 3600)
+    store.set_status({"heartbeat": T0 + 3600}, T0 + 3600,
+                     pool_seen={("pool", HARV): T0 + 2700, ("pool", OTHER): T0 + 900, ("other pool", HONEST): T0})
     rows = {r["address"]: r for r in store.db.execute("SELECT * FROM pool_members")}
-    assert rows[HARV]["last_seen"] == T0 + 3600 and rows[HONEST]["last_seen"] == T0
+    assert rows[HARV]["last_seen"] == T0 + 2700 and rows[HARV]["first_seen"] == T0
+    assert rows[OTHER]["last_seen"] == T0 + 900 and rows[HONEST]["last_seen"] == T0
+    store.mark_pool_seen({("pool", HARV): T0 + 900})  # an older sighting never moves it back
+    assert store.db.execute("SELECT last_seen FROM pool_members WHERE address=?", (HARV,)).fetchone()[0] == T0 + 2700
+    assert store.db.execute("SELECT count(*) FROM pool_members").fetchone()[0] == 3  # none made by a sighting
     store.close()
 
 

@@ -1,6 +1,7 @@
 """Privacy-address sysctls: the drop-in file, and the live check that restores what the kernel dropped."""
 import json
 
+import jinja2
 import pytest
 
 from appliance.host import privacy
@@ -11,15 +12,42 @@ WANT = privacy.wanted(1200, 2400)
 
 def test_dropin_sets_the_seed_lifetimes_for_new_and_named_interfaces():
     text = privacy.dropin(1200, 2400, ("eth0",))
-    for scope in ("default", "all", "eth0"):
-        assert f"net.ipv6.conf.{scope}.use_tempaddr = 2" in text
-        assert f"net.ipv6.conf.{scope}.temp_prefered_lft = 1200" in text
-        assert f"net.ipv6.conf.{scope}.temp_valid_lft = 2400" in text
+    for scope in ("net.ipv6.conf.default.", "net.ipv6.conf.all.", "net/ipv6/conf/eth0/"):
+        assert f"{scope}use_tempaddr = 2" in text
+        assert f"{scope}temp_prefered_lft = 1200" in text
+        assert f"{scope}temp_valid_lft = 2400" in text
 
 
-def test_the_shipped_dropin_file_is_what_the_code_wants():
-    shipped = repo_root() / "ansible/roles/harvestwatch/files/60-harvestwatch-privacy.conf"
-    assert shipped.read_text() == privacy.dropin(1200, 2400)
+def role_dropin(interface: str) -> str:
+    """The role's drop-in, rendered as Ansible renders it (Jinja2) for one interface."""
+    template = repo_root() / "ansible/roles/harvestwatch/templates/60-harvestwatch-privacy.conf.j2"
+    return jinja2.Template(template.read_text(), keep_trailing_newline=True).render(harvestwatch_interface=interface)
+
+
+@pytest.mark.parametrize("interface", ["eth0", "end0", "eth0.10"])
+def test_the_roles_dropin_file_is_what_the_code_wants(interface):
+    assert role_dropin(interface) == privacy.dropin(1200, 2400, (interface,))
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_the_dropin_reaches_an_interface_that_was_there_first_even_with_a_dot_in_its_name(tmp_path):
+    """At boot the Pi's eth0 exists before systemd-sysctl runs, so neither `default` nor `all` reaches
+    it; its own lines do. Applied as the role's handler applies it (sysctl -e -p), in a namespace."""
+    try:
+        ns = Namespaces()
+    except NetnsUnavailable as exc:
+        pytest.skip(str(exc))
+    dropin = tmp_path / "60-harvestwatch-privacy.conf"
+    dropin.write_text(role_dropin("lan.7"))
+    with ns:
+        app, peer = ns.add("app"), ns.add("peer")
+        ns.veth(app, "lan.7", peer, "hwp1")
+        ns.sysctl(app, "net.ipv6.conf.lan/7.use_tempaddr", "0")
+        applied = ns.exec(app, ["sysctl", "-e", "-p", str(dropin)])
+        assert applied.returncode == 0, applied.stderr
+        values = json.loads(ns.python(app, CHECK, "lan.7", "0").stdout)["values"]
+        assert values == {"use_tempaddr": 2, "temp_prefered_lft": 1200, "temp_valid_lft": 2400}
 
 
 def test_a_vanished_interface_is_a_problem_not_a_crash(tmp_path):

@@ -125,8 +125,9 @@ def fill_realistic_store(path, *, hostile: bool = False, now: float | None = Non
         # The prober resolves the pools at start and every 15 minutes.
         store.add_pool_members(POOL_0, [HARVESTER, HONEST_1, SUSPECT, UNVERIFIED], now - 6 * 3600)
         store.add_pool_members(pool_1, [HARVESTER, HONEST_2, UNPROBED], now - 6 * 3600)
-        store.add_pool_members(POOL_0, [HARVESTER, HONEST_1, SUSPECT], now - 900)
-        store.add_pool_members(pool_1, [HARVESTER, HONEST_2], now - 900)
+        store.mark_pool_seen({(pool, member): now - 900 for pool, members in
+                              ((POOL_0, [HARVESTER, HONEST_1, SUSPECT]), (pool_1, [HARVESTER, HONEST_2]))
+                              for member in members})
 
         # The probe ledger. An old probe whose whole window passed untouched (from an earlier run),
         # and one whose window passed while the router let nothing in ...

@@ -33,12 +33,18 @@ def wanted(prefered_lft: int, valid_lft: int) -> dict[str, int]:
 
 
 def dropin(prefered_lft: int = 1200, valid_lft: int = 2400, interfaces: tuple[str, ...] = ()) -> str:
-    """The /etc/sysctl.d file: `default` for interfaces that appear later, `all`, and named ones."""
+    """The /etc/sysctl.d file: `default` for interfaces that appear later, `all`, and named ones (an
+    interface that exists before systemd-sysctl runs, as the Pi's eth0 does, takes neither `default`
+    nor `all`; udev applies its lines again whenever it appears). Named ones in the slash form, in
+    which a dot in the name (eth0.10, a VLAN) stays part of the name."""
     lines = ["# HarvestWatch: short-lived IPv6 privacy addresses (a new one every "
              f"{prefered_lft // 60} minutes), preferred as source."]
-    for scope in ("default", "all", *interfaces):
+    for scope in ("default", "all"):
         for key, value in wanted(prefered_lft, valid_lft).items():
             lines.append(f"net.ipv6.conf.{scope}.{key} = {value}")
+    for interface in interfaces:
+        for key, value in wanted(prefered_lft, valid_lft).items():
+            lines.append(f"net/ipv6/conf/{interface}/{key} = {value}")
     return "\n".join(lines) + "\n"
 
 

@@ -37,12 +37,21 @@ class Prober(threading.Thread):
         self.router = router
         self.stop_event = threading.Event()
         self.status: dict = {"state": "starting"}
+        # When each pool member was last in an answer, until the daemon takes it for its hourly write.
+        self.sightings: dict[tuple[str, str], float] = {}
+        self._sightings_lock = threading.Lock()
         self.prefix: str | None = None
         self.error: BaseException | None = None
         self.reach: Reachability | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def take_sightings(self) -> dict[tuple[str, str], float]:
+        """{(pool, address): last time in an answer} since the last call (Store.mark_pool_seen)."""
+        with self._sightings_lock:
+            taken, self.sightings = self.sightings, {}
+        return taken
 
     def run(self) -> None:
         try:
@@ -133,6 +142,8 @@ class Prober(threading.Thread):
                 log.warning("pool %s: %s", pool, exc)
                 continue
             new = store.add_pool_members(pool, members, now)
+            with self._sightings_lock:
+                self.sightings.update({(pool, member): now for member in members})
             if new:
                 log.info("pool %s: %d new member(s)", pool, new)
         return errors

@@ -221,18 +221,25 @@ class Store(LiveRecords, Queries, Retention):
     def close(self) -> None:
         self.db.close()
 
+    def write_mark(self) -> tuple[int, int]:
+        """Changes since this connection opened: its own commits and (data_version) other connections'.
+        Unchanged between two calls: nothing was written to the store in between."""
+        return self.db.total_changes, self.db.execute("PRAGMA data_version").fetchone()[0]
+
     def checkpoint(self) -> bool:
-        """Copy the WAL into the store and empty it, without waiting for a busy reader or writer
-        (then nothing happens). True if the WAL is empty now."""
+        """Copy the WAL into the store, without waiting for a busy reader or writer (then nothing
+        happens); True if all of it is in the store now. RESTART, not TRUNCATE: the WAL file keeps
+        its blocks and the next writer starts again at its beginning, so the file system has no
+        size or block change to journal; readers ignore a WAL that is all copied (they write nothing)."""
         timeout = self.db.execute("PRAGMA busy_timeout").fetchone()[0]
         self.db.execute("PRAGMA busy_timeout=0")
         try:
-            busy, frames, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            busy, frames, copied = self.db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         except sqlite3.OperationalError:  # locked: another connection is writing
             return False
         finally:
             self.db.execute(f"PRAGMA busy_timeout={int(timeout)}")
-        return busy == 0 and frames == 0
+        return busy == 0 and copied == frames
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -331,16 +338,20 @@ class Store(LiveRecords, Queries, Retention):
         return dropped
 
     def add_contacts(self, contacts: dict[tuple, list]) -> None:
+        with self.db:
+            self._insert_contacts(contacts)
+
+    def _insert_contacts(self, contacts: dict[tuple, list]) -> None:
+        """Within the caller's transaction (set_status writes the quiet hour's contacts with it)."""
         # In key order: each insert lands next to the previous one in the b-tree, which touches
         # fewer pages than the capture order.
         rows = sorted((src, proto, dst, NO_PORT if dport is None else dport, first, last)
                       for (src, proto, dst, dport), (first, last) in contacts.items())
-        with self.db:
-            self.db.executemany(
-                "INSERT INTO contacts(src, proto, dst, dport, first_ts, last_ts) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(src, proto, dst, dport) DO UPDATE SET "
-                "first_ts=min(first_ts, excluded.first_ts), last_ts=max(last_ts, excluded.last_ts)",
-                rows)
+        self.db.executemany(
+            "INSERT INTO contacts(src, proto, dst, dport, first_ts, last_ts) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(src, proto, dst, dport) DO UPDATE SET "
+            "first_ts=min(first_ts, excluded.first_ts), last_ts=max(last_ts, excluded.last_ts)",
+            rows)
 
     # -- derived --------------------------------------------------------------------------
     def refresh(self) -> None:

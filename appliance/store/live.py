@@ -14,10 +14,6 @@ import time
 from ..words import GAP_WORDS, SPARES_PROBES, Verdict
 from . import runtime
 
-# A pool's answer every 15 minutes names the same servers again: when each was last named is kept
-# to the hour, so that an unchanged answer writes nothing to the card.
-LAST_SEEN_STEP = 3600.0
-
 # A server that was a trigger candidate stays a suspect until this many clean probes of it (whole
 # windows, untouched, reachable) were sent after its last candidacy.
 CLEARING_PROBES = 3
@@ -47,17 +43,27 @@ class LiveRecords:
 
     # -- pools ----------------------------------------------------------------------------
     def add_pool_members(self, pool: str, addresses: list[str], now: float | None = None) -> int:
-        """Record one DNS answer; returns how many addresses were new to this pool."""
+        """Record the members of one DNS answer that are new to this pool (first and last seen now);
+        returns how many were new. Members already known are not written: their later sightings
+        go in with the daemon's hourly write (mark_pool_seen), not one write to the card per answer
+        (a pool's answers rotate: most answers hold a member seen before)."""
         now = time.time() if now is None else now
         with self.db:
             before = self.db.execute("SELECT count(*) FROM pool_members WHERE pool=?", (pool,)).fetchone()[0]
             self.db.executemany(
                 "INSERT INTO pool_members(pool, address, first_seen, last_seen) VALUES (?,?,?,?) "
-                "ON CONFLICT(pool, address) DO UPDATE SET last_seen=excluded.last_seen "
-                f"WHERE excluded.last_seen >= last_seen + {LAST_SEEN_STEP}",
-                [(pool, address, now, now) for address in addresses])
+                "ON CONFLICT(pool, address) DO NOTHING", [(pool, address, now, now) for address in addresses])
             after = self.db.execute("SELECT count(*) FROM pool_members WHERE pool=?", (pool,)).fetchone()[0]
         return after - before
+
+    def mark_pool_seen(self, seen: dict[tuple[str, str], float]) -> None:
+        """Bring last_seen forward: {(pool, address): when it was last in an answer}."""
+        with self.db:
+            self._mark_pool_seen(seen)
+
+    def _mark_pool_seen(self, seen: dict[tuple[str, str], float]) -> None:
+        self.db.executemany("UPDATE pool_members SET last_seen=? WHERE pool=? AND address=? AND last_seen < ?",
+                            [(at, pool, address, at) for (pool, address), at in sorted(seen.items())])
 
     def known_servers(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT address FROM pool_members ORDER BY address")]
@@ -153,9 +159,16 @@ class LiveRecords:
     def gaps(self) -> list:
         return self.db.execute("SELECT * FROM gaps ORDER BY start").fetchall()
 
-    def set_status(self, values: dict, now: float | None = None) -> None:
+    def set_status(self, values: dict, now: float | None = None, contacts: dict[tuple, list] | None = None,
+                   pool_seen: dict[tuple[str, str], float] | None = None) -> None:
+        """The status's keys given; with `contacts` (add_contacts' shape) and `pool_seen`
+        (mark_pool_seen's), those in the same transaction: one commit to the card a quiet hour."""
         now = time.time() if now is None else now
         with self.db:
+            if contacts:
+                self._insert_contacts(contacts)
+            if pool_seen:
+                self._mark_pool_seen(pool_seen)
             self.db.executemany("INSERT OR REPLACE INTO status(key, value, updated) VALUES (?,?,?)",
                                 [(key, json.dumps(value), now) for key, value in values.items()])
 

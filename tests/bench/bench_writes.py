@@ -75,13 +75,14 @@ def settle(seconds: float) -> None:
 
 
 def hourly_flush_cost(work: Path, stored: Path, cycles: int = 3) -> float:
-    """Bytes one hourly flush of a quiet daemon writes to the card: the status (its changed parts) and
-    the hour's outbound contacts, then the WAL emptied, with the daemon's own code (Daemon._status,
-    Store.add_contacts, Daemon._empty_the_wal) on a copy of the store the lab's daemon made, on a
-    file system of its own, each cycle let through the file system's one-minute journal commit.
-    Measured apart because a quiet run shorter than an hour holds none."""
+    """Bytes one hourly flush of a quiet daemon writes to the card: the status (its changed parts),
+    the hour's outbound contacts and pool members' sightings in one transaction, then the WAL copied
+    into the store, with the daemon's own code (Daemon._status, Daemon._copy_the_wal) on a copy of
+    the store the lab's daemon made, on a file system of its own, each cycle let through the file
+    system's one-minute journal commit. Measured apart because a quiet run shorter than an hour
+    holds none."""
     from appliance import config as configuration
-    from appliance.daemon import Daemon
+    from appliance.daemon import WAL_COPY_QUIET, Daemon
     from appliance.store import runtime
     from appliance.store.db import Store
 
@@ -92,9 +93,11 @@ def hourly_flush_cost(work: Path, stored: Path, cycles: int = 3) -> float:
         daemon = Daemon(conf)
         daemon.store = Store(conf.db_path)
         status = daemon.store.status()
+        members = daemon.store.db.execute("SELECT pool, address FROM pool_members").fetchall()
         now = time.time()
         daemon._status(status, now, data_written=True)   # what the store holds, as the daemon knows it
-        daemon._empty_the_wal()
+        daemon._copy_the_wal(now)
+        daemon._copy_the_wal(now + WAL_COPY_QUIET)
         settle(65)
         costs = []
         for cycle in range(cycles):
@@ -104,9 +107,11 @@ def hourly_flush_cost(work: Path, stored: Path, cycles: int = 3) -> float:
                        "counters": {**(status.get("counters") or {}), "flushes": cycle}}
             contacts = {("2001:db8:1::1", "UDP", f"2001:db8:123::{n:x}", 123): (now - 60 * n, now - 60 * n + 1)
                         for n in range(12)}  # an hour of the appliance's own NTP and DNS
-            daemon.store.add_contacts(contacts)
+            daemon.unstored["contacts"] = contacts
+            daemon.unstored["pool_seen"] = {tuple(row): now - 300 for row in members}  # the hour's pool answers
             daemon._status(changed, now, data_written=False)
-            daemon._empty_the_wal()
+            daemon._copy_the_wal(now)
+            daemon._copy_the_wal(now + WAL_COPY_QUIET)  # once it has been quiet long enough
             settle(65)
             costs.append(disk.written() - start)
         daemon.store.close()
@@ -168,8 +173,8 @@ def main() -> int:
     hourly_missing = hourly if quiet_s < 3600 else 0.0
     quiet_day = (per_hour + hourly_missing) * 24
     day = (per_hour + hourly_missing) * 23 + busy_dev + per_hour * (1 - min(busy_s, 3600) / 3600)
-    print(f"[hourly flush] the status and an hour's contacts, then the WAL emptied: {hourly / 1e3:.0f} KB each"
-          f" (3 cycles)")
+    print(f"[hourly flush] the status, an hour's contacts and pool sightings, then the WAL copied: "
+          f"{hourly / 1e3:.0f} KB each (3 cycles)")
     print(f"[quiet] {quiet_s / 60:.1f} min, {probes} probes sent in all: card {quiet_dev / 1e6:.2f} MB "
           f"({per_hour / 1e6:.2f} MB/h{' + the hourly flush' if hourly_missing else ''}: "
           f"{quiet_day / 1e6:.1f} MB a quiet day; budget {BUDGET_MB:.0f} MB: "
