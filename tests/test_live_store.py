@@ -18,9 +18,11 @@ def portscan(scanner, target, start, ports=100, candidates=()):
                 [("TCP", p) for p in range(1, ports + 1)], candidates=list(candidates))
 
 
-def probe(store, address, server, at, kind="udp321", port=321, observation=86400.0, reach="declared", note=None):
-    probe_id = store.plan_probe(address, server, kind, port, at + observation, planned=at)
-    store.set_reach(probe_id, reach, note)
+def probe(store, address, server, at, kind="udp321", port=321, observation=86400.0, reach="declared", note=None,
+          pinholes=()):
+    """A probe as the prober writes it: the ledger row with how it can be reached, then what came of it."""
+    probe_id = store.plan_probe(address, server, kind, port, at + observation, planned=at - 0.2, reach=reach,
+                                reach_note=note, pinholes=pinholes)
     store.record_probe(probe_id, sent_at=at, sport=40000)
     return probe_id
 
@@ -183,16 +185,20 @@ def test_verdicts_say_what_is_known(tmp_path):
     for n, (name, server) in enumerate(servers.items()):
         sent = now - 3600 if name == "watched" else now - window - 3600  # one still open, the others over
         reach = {"closed": "none", "refused": "none"}.get(name, "pinholes")
+        granted = [("tcp", 8080, n + 100, sent - 0.3, sent + 86400, None)] if reach == "pinholes" else []
         ids[name] = probe(store, f"2001:db8:1:1::{n + 1}", server, sent, observation=window, reach=reach,
+                          pinholes=granted,
                           note="the router lets nothing unsolicited in" if name == "closed" else
                           ("the router refused every pinhole: tcp/8080: not authorized" if name == "refused" else None))
-    for name in ("watched", "held", "lapsed", "pinged"):
-        probe_id = ids[name]
-        sent = store.probe(probe_id)["sent_at"]
-        store.record_pinhole(probe_id, "tcp", 8080, uid=probe_id, opened=sent - 0.2, held_until=sent + 86400)
-        for day in range(1, 8):  # renewed every day, to the window's end
-            store.renew_pinhole(probe_id, "tcp", 8080, min(sent + (day + 1) * 86400, sent + window))
-    store.lose_pinhole(ids["lapsed"], "tcp", 8080, now - window + 3 * 86400, "the router does not know this pinhole")
+    # Renewed every half day; the store learns the last lease end (the one that reaches the window's
+    # end) and the giving back; an older lease end written late does not undo it.
+    for name in ("held", "lapsed", "pinged"):
+        sent = store.probe(ids[name])["sent_at"]
+        store.update_pinholes(ends=[(ids[name], "tcp", 8080, sent + window)])
+        store.update_pinholes(ends=[(ids[name], "tcp", 8080, sent + window - 86400)],
+                            closes=[(ids[name], "tcp", 8080, sent + 3 * 86400, sent + window + 30)])
+    store.update_pinholes(lost=[(ids["lapsed"], "tcp", 8080, now - window + 3 * 86400,
+                               "the router does not know this pinhole")])
     sent = store.probe(ids["pinged"])["sent_at"]
     store.add_touches({(ids["pinged"], "2001:db8:5ca1::9", "ICMPv6", 128): [sent + 42.0, sent + 42.0, 1]})
 

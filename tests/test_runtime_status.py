@@ -136,8 +136,8 @@ def test_a_quiet_store_has_its_wal_copied_without_waiting_for_a_busy_reader(quie
 
 def test_a_burst_of_writes_by_any_connection_is_copied_once_after_it(quiet_daemon, tmp_path, monkeypatch):
     """A probe's writes come from the prober's connection, seconds apart, and probes a minute apart:
-    one copy once they stop, none while nothing is written, and at most one an hour however often
-    the prober writes (a copy costs more than a probe's writes)."""
+    one copy once they stop, none while nothing is written, and at most one every WAL_COPY_EVERY
+    (six hours) however often the prober writes (a copy costs more than a probe's writes)."""
     daemon, start = quiet_daemon, time.time()
     copy_when_quiet(daemon, start - 2 * WAL_COPY_EVERY)
     copies = []
@@ -155,7 +155,8 @@ def test_a_burst_of_writes_by_any_connection_is_copied_once_after_it(quiet_daemo
     with contextlib.closing(sqlite3.connect(file_only)) as db:
         assert {row[0] for row in db.execute("SELECT address FROM pool_members")} == set(writes.values())
 
-    for step in range(3600, 4 * 3600, 5):  # three hours with a write every ten minutes
+    every = int(WAL_COPY_EVERY)
+    for step in range(3600, 3600 + 3 * every, 5):  # three such spells with a write every ten minutes
         now = start + step
         if step % 600 == 0:
             prober.add_pool_members("2.debian.pool.ntp.org", [f"2001:db8:124::{step:x}"], now)

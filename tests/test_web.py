@@ -419,6 +419,43 @@ def test_a_probe_page_shows_every_source_that_touched_it(site, realistic):
     assert site.get("/probes/999").status_code == 404
 
 
+def test_a_probe_page_says_how_long_each_pinhole_was_held(tmp_path):
+    """The store learns a pinhole's lease end when it is granted, when a renewal carries it to the
+    window's end, and when it is given back; renewals between are in the prober's memory only (each
+    would be a write to the card). The page must not read an older lease end as a pinhole gone."""
+    path = tmp_path / "harvestwatch.sqlite"
+    now, window = time.time(), 7 * 86400.0
+    store = Store(str(path))
+    ids = {}
+    try:
+        store.add_pool_members(ws.POOL_0, [ws.HONEST_2], now - 8 * 86400)
+        for n, (name, sent) in enumerate([("renewing", now - 3 * 86400), ("to the end", now - 6.5 * 86400),
+                                          ("given back", now - window - 3600), ("short", now - window - 7200),
+                                          ("lost", now - 2 * 86400)]):
+            ids[name] = store.plan_probe(f"2001:db8:1:1::7{n}", ws.HONEST_2, "udp321", 321, sent + window,
+                                         planned=sent, reach="pinholes",
+                                         pinholes=[("tcp", 8080, n + 1, sent - 0.2, sent + 86400, None)])
+            store.record_probe(ids[name], sent_at=sent, sport=40000 + n)
+        probe_of = {name: store.probe(probe_id) for name, probe_id in ids.items()}
+        ends = {name: row["expires"] for name, row in probe_of.items()}
+        store.update_pinholes(ends=[(ids["to the end"], "tcp", 8080, ends["to the end"])],
+                              closes=[(ids["given back"], "tcp", 8080, ends["given back"], ends["given back"] + 30),
+                                      (ids["short"], "tcp", 8080, ends["short"] - 3 * 86400, ends["short"] + 30)],
+                              lost=[(ids["lost"], "tcp", 8080, now - 86400, "the router does not know this pinhole")])
+    finally:
+        store.close()
+    site = Client(str(path))
+    said = {name: text_of(main_of(site.html(f"/probes/{probe_id}"))) for name, probe_id in ids.items()}
+    assert "tcp 8080: granted" in said["renewing"] and "renewed while the address is watched" in said["renewing"]
+    assert "held only" not in said["renewing"] and "lost" not in said["renewing"]
+    assert "held to the window's end" in said["to the end"]
+    assert "held to the window's end" in said["given back"] and "given back" in said["given back"]
+    assert "held only until" in said["short"]
+    assert "lost" in said["lost"] and "does not know this pinhole" in said["lost"]
+    doc = site.json(f"/api/probes/{ids['to the end']}")
+    assert doc["pinholes"][0]["to_the_end"] is True and doc["pinholes"][0]["closed"] is None
+
+
 CSV_COLUMNS = ["server", "probe_address", "probe_kind", "probe_port", "probe_time", "probe_source_port",
                "touched_by", "scanner_family", "protocol", "port", "first_touch", "last_touch", "packets",
                "lag_seconds"]

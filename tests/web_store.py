@@ -103,8 +103,8 @@ def _portscan(scanner: str, target: str, start: float, ports: int, candidates=()
 def _probe(store: Store, address: str, server: str, kind: str, at: float, *, sport: int,
            stratum=None, offset=None, delay=None, window: float = OBSERVATION, reach: str = "declared") -> int:
     port = 321 if kind == "udp321" else 123
-    probe_id = store.plan_probe(address, server, kind, port, at + window, planned=at - 0.2)
-    store.set_reach(probe_id, reach, "the router lets nothing unsolicited in" if reach == "none" else None)
+    probe_id = store.plan_probe(address, server, kind, port, at + window, planned=at - 0.2, reach=reach,
+                                reach_note="the router lets nothing unsolicited in" if reach == "none" else None)
     store.record_probe(probe_id, sent_at=at, sport=sport, stratum=stratum, offset=offset, delay=delay)
     return probe_id
 

@@ -2,8 +2,9 @@
 
 Runs in its own thread beside the capture loop (DNS look-ups and NTP replies take seconds; the
 capture must not wait for them) with its own store connection. Order of a probe: mint the
-address, commit the ledger row, tell the daemon to watch the address for touches, open the way
-to it through the router (probe/reach.py), send the one packet, record what came back. Nothing is
+address, open the way to it through the router (probe/reach.py), commit the ledger row with what
+the router granted (one transaction: each is a write to the SD card), tell the daemon to watch the
+address for touches, send the one packet, record what came back. Nothing is
 done, and nothing stamped, until the clock is known to be right. `status` is a plain dict,
 replaced whole, that the daemon copies into the store for the page.
 """
@@ -73,6 +74,10 @@ class Prober(threading.Thread):
                                    "reason": f"{exc} (retrying every {RETRY_FAILED:.0f} s)"}
                     self.stop_event.wait(RETRY_FAILED)
         finally:
+            try:
+                self._write_gathered(store, self.clock(), stopping=True)
+            except Exception as exc:  # a full disk: the next start renews the pinholes early
+                log.warning("could not write the pinholes' renewals: %s", exc)
             store.close()
 
     def _loop(self, store: Store) -> None:
@@ -88,6 +93,7 @@ class Prober(threading.Thread):
         while not self.stop_event.is_set():
             now = self.clock()
             self.reach.maintain()
+            self._write_gathered(store, now)
             if now >= next_resolve:
                 pool_errors = self._resolve(store, now)
                 next_resolve = now + (RETRY_RESOLVE if pool_errors else probe.resolve_every)
@@ -152,11 +158,15 @@ class Prober(threading.Thread):
         valid = int(self.config.probe.observation)
         address = addresses.mint_probe_address(interface, prefix, valid)
         planned = self.clock()
-        probe_id = store.plan_probe(address, server, kind, PROBE_PORTS[kind], planned + valid, planned=planned)
+        # The way in is asked for first, so that the ledger row and what the router granted are one
+        # write; pinholes granted to an address no packet has left from yet give nothing away.
+        reach = self.reach.prepare(address, planned + valid)
+        probe_id = store.plan_probe(address, server, kind, PROBE_PORTS[kind], planned + valid, planned=planned,
+                                    **reach)
         self.on_probe(address, probe_id, planned, planned + valid)
-        self.reach.prepare(probe_id, address, planned + valid)
         result = send.send_probe(address, server, kind, timeout=self.config.probe.reply_timeout)
         reply = result.reply
+        # A second write, but of the page the first one wrote, moments later: the card gets the two at once.
         store.record_probe(probe_id, sent_at=result.sent_at, sport=result.sport,
                            stratum=reply.stratum if reply else None, offset=reply.offset if reply else None,
                            delay=reply.delay if reply else None, error=result.error)
@@ -164,3 +174,18 @@ class Prober(threading.Thread):
                  f" failed: {result.error}" if result.error else "")
         return {"id": probe_id, "address": address, "server": server, "kind": kind, "at": result.sent_at,
                 "error": result.error}
+
+    def _write_gathered(self, store: Store, now: float, *, stopping: bool = False) -> None:
+        """Write what Reachability gathered (pinholes' lease ends, give-backs, losses) in one
+        transaction: when it must not wait (Reachability.write_due), and at a clean stop (with every
+        renewal then)."""
+        if self.reach is None or not (stopping or self.reach.write_due(now)):
+            return
+        updates = self.reach.take_unwritten(renewals=stopping)
+        if not any(updates.values()):
+            return
+        try:
+            store.update_pinholes(**updates)
+        except Exception:
+            self.reach.keep_unwritten(updates)
+            raise

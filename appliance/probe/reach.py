@@ -12,12 +12,20 @@ server would look clean only because nothing could get through. So, for each pro
   host, Fritz!Box's "open firewall completely"): the windows count as reachable, as declared.
 * closed: nothing is asked and no window counts as reachable.
 
-What happened is written to the store (probes.reach, the pinholes table) before the probe leaves;
+What the router granted is written to the store (probes.reach, the pinholes table) with the probe's
+ledger row, in one transaction, before the packet leaves. Each write is a write to the SD card, and a week of
+probes holds thousands of pinholes: so a renewal is kept in memory (written at a clean stop), and
+only what a verdict or a restart needs reaches the store: the renewal that carries a pinhole to its
+window's end (a window counts as reachable only if the store shows that) and its giving back,
+gathered for the prober's hourly write (the same few pages for all of them; at once if a window
+ends sooner), and at once any loss. After a power cut the store holds an older lease end than the
+router: the next pass renews early, which costs nothing but a request.
 `status` says it for a person, with what to do when the router does not help.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from ..settings import pinhole_port
@@ -26,6 +34,7 @@ from .pinholes import Router, RouterError
 log = logging.getLogger("harvestwatch.reach")
 REDISCOVER_AFTER = 600.0  # after the router was not found, look again this often (not on every probe)
 MAINTAIN_EVERY = 60.0     # renewals and give-backs are looked at this often (a quarter of the lease, if shorter)
+WRITE_EVERY = 3600.0      # what the prober gathers (lease ends, give-backs, answers) is written this often
 
 # What a person can do when the router does not open the way (status and page).
 ADVICE = [
@@ -54,90 +63,157 @@ class Reachability:
         self.granted = self.refused = self.lost = 0
         self.last_loss: tuple[float, str] | None = None  # (when, the router's word) of the latest loss
         self.lost_until = 0.0  # the latest window end among the probe addresses that lost a pinhole
+        # (probe id, proto, port) -> the lease's end as last renewed (the store may hold an older one).
+        self.renewed: dict[tuple[int, str, int], float] = {}
+        # Not yet in the store: lease ends that reach a window's end {key: held_until}, pinholes
+        # given back {key: (held_until, closed at)}, pinholes lost [(probe id, proto, port, at, why)].
+        self.unwritten_ends: dict[tuple[int, str, int], float] = {}
+        self.unwritten_closes: dict[tuple[int, str, int], tuple[float, float]] = {}
+        self.unwritten_lost: list[tuple[int, str, int, float, str]] = []
+        self.unwritten_since: float | None = None  # when the oldest of them was gathered
+        self.taken_since: float | None = None      # the same, of what was last taken to be written
 
     # -- before a probe leaves ------------------------------------------------------------------
-    def prepare(self, probe_id: int, address: str, expires: float) -> str:
-        """Open the way to a new probe address (as the mode says) and record how it can be reached;
-        returns that ('pinholes', 'declared' or 'none')."""
+    def prepare(self, address: str, expires: float) -> dict:
+        """Open the way to a new probe address (as the mode says). Returns how it can be reached, as
+        Store.plan_probe takes it: {"reach": 'pinholes', 'declared' or 'none', "reach_note": why,
+        "pinholes": [(proto, port, uid, opened, held_until, error)]}. Writes nothing itself."""
         if self.mode == "open":
-            self.store.set_reach(probe_id, "declared")
-            return "declared"
+            return self._reach("declared")
         if self.mode == "closed":
-            self.store.set_reach(probe_id, "none", "the router lets nothing unsolicited in "
-                                                   "(reachability.router = closed)")
-            return "none"
+            return self._reach("none", "the router lets nothing unsolicited in (reachability.router = closed)")
         now = self.clock()
         if self.router.location is None and now < self._next_discovery:
-            self.store.set_reach(probe_id, "none", self.router_error)
-            return "none"
+            return self._reach("none", self.router_error)
         try:
             if self.router.location is None:
                 self.router.find()
             firewall = self.router.status(address)
         except RouterError as exc:
-            return self._unreachable(probe_id, str(exc), now)
+            return self._unreachable(str(exc), now)
         if not firewall.enabled:  # the router says so itself: every packet reaches the LAN
-            self.store.set_reach(probe_id, "declared", "the router says its IPv6 firewall is off")
             self.router_error = None
-            return "declared"
+            return self._reach("declared", "the router says its IPv6 firewall is off")
         if not firewall.pinholes_allowed:
-            return self._unreachable(probe_id, "the router does not allow inbound pinholes (UPnP says so)", now)
-        granted, errors = 0, []
+            return self._unreachable("the router does not allow inbound pinholes (UPnP says so)", now)
+        granted, errors, pinholes = 0, [], []
         for proto, port in self.ports:
-            lease = min(self.lease, max(1, int(expires - now)))
+            lease = self._lease(expires, now)
             try:
                 uid = self.router.open(address, proto, port, lease)
             except RouterError as exc:
                 errors.append(f"{proto}/{port}: {exc}")
-                self.store.record_pinhole(probe_id, proto, port, uid=None, opened=None, held_until=None,
-                                          error=str(exc))
+                pinholes.append((proto, port, None, None, None, str(exc)))
                 self.refused += 1
                 continue
             granted += 1
             self.granted += 1
-            self.store.record_pinhole(probe_id, proto, port, uid=uid, opened=now, held_until=now + lease)
+            pinholes.append((proto, port, uid, now, now + lease, None))
         if not granted:
-            return self._unreachable(probe_id, "the router refused every pinhole: " + "; ".join(errors), now)
+            return self._unreachable("the router refused every pinhole: " + "; ".join(errors), now, pinholes)
         self.router_error = "; ".join(errors) or None
-        self.store.set_reach(probe_id, "pinholes")
-        return "pinholes"
+        return self._reach("pinholes", None, pinholes)
 
-    def _unreachable(self, probe_id: int, why: str, now: float) -> str:
+    def _lease(self, expires: float, now: float) -> int:
+        """The lease to ask for: the longest allowed, or to the window's end (whole seconds, rounded up:
+        a lease a fraction short of the end would be renewed again at every pass)."""
+        return min(self.lease, max(1, math.ceil(expires - now)))
+
+    def _reach(self, reach: str, note: str | None = None, pinholes: list | None = None) -> dict:
+        return {"reach": reach, "reach_note": note, "pinholes": pinholes or []}
+
+    def _unreachable(self, why: str, now: float, pinholes: list | None = None) -> dict:
         if why != self.router_error:
             log.warning("probe addresses cannot be reached from the internet: %s", why)
         self.router_error = why
         self.router.location = None  # look for the router again, later
         self._next_discovery = now + REDISCOVER_AFTER
-        self.store.set_reach(probe_id, "none", why)
-        return "none"
+        return self._reach("none", why, pinholes)
 
     # -- while windows last -----------------------------------------------------------------------
     def maintain(self) -> None:
-        """Renew the pinholes whose lease is half gone; give back those whose window ended."""
+        """Renew the pinholes whose lease is half gone; give back those whose window ended. What the
+        store must learn is gathered (`write_due`, `take_unwritten`): the prober writes it."""
         now = self.clock()
         if self.mode != "upnp" or now < self._next_maintenance:
             return
         self._next_maintenance = now + min(MAINTAIN_EVERY, self.lease / 4)
-        for probe_id, address, expires, proto, port, uid, held_until in self.store.held_pinholes():
+        held, lost = set(), {entry[:3] for entry in self.unwritten_lost}
+        for probe_id, address, expires, proto, port, uid, stored_until in self.store.held_pinholes():
+            key = (probe_id, proto, port)
+            held.add(key)
+            if key in self.unwritten_closes or key in lost:  # waiting to be written
+                continue
+            held_until = max(stored_until or 0.0, self.renewed.get(key, 0.0))
             try:
                 if now >= expires:
                     self.router.close(address, uid)
-                    self.store.close_pinhole(probe_id, proto, port, now)
+                    self._given_back(key, held_until, now)
                 elif held_until - now < self.lease / 2 and held_until < expires:
-                    lease = min(self.lease, max(1, int(expires - now)))
+                    lease = self._lease(expires, now)
                     self.router.renew(address, uid, lease)
-                    self.store.renew_pinhole(probe_id, proto, port, now + lease)
+                    self.renewed[key] = now + lease
+                    if now + lease >= expires:  # the store must show this one before the window ends
+                        self._unwritten(now)
+                        self.unwritten_ends[key] = now + lease
             except RouterError as exc:
                 if now >= expires:  # the address is gone anyway: nothing lost
-                    self.store.close_pinhole(probe_id, proto, port, now)
+                    self._given_back(key, held_until, now)
                     continue
                 log.warning("pinhole %s/%s to %s lost: %s", proto, port, address, exc)
-                self.store.lose_pinhole(probe_id, proto, port, now, str(exc))
+                self._unwritten(now)
+                self.unwritten_lost.append((probe_id, proto, port, now, str(exc)))
+                self.renewed.pop(key, None)
+                self.unwritten_ends.pop(key, None)
                 self.lost += 1
                 self.last_loss = (now, str(exc))
                 self.lost_until = max(self.lost_until, expires)
                 if exc.code is None:  # no answer at all: find the router again before the next try
                     self.router.location = None
+        for key in self.renewed.keys() - held:  # gone from the store (pruned): nothing to renew
+            del self.renewed[key]
+
+    def _unwritten(self, now: float) -> None:
+        if self.unwritten_since is None:
+            self.unwritten_since = now
+
+    def _given_back(self, key: tuple[int, str, int], held_until: float, now: float) -> None:
+        self._unwritten(now)
+        self.unwritten_closes[key] = (held_until, now)
+        self.unwritten_ends.pop(key, None)
+        self.renewed.pop(key, None)
+
+    def write_due(self, now: float) -> bool:
+        """Whether what is gathered must be written now: a loss; a lease end whose window ends
+        within the hour; anything gathered an hour ago."""
+        return bool(self.unwritten_lost) or self.unwritten_since is not None and (
+            now - self.unwritten_since >= WRITE_EVERY
+            or any(until - now <= WRITE_EVERY for until in self.unwritten_ends.values()))
+
+    def take_unwritten(self, *, renewals: bool = False) -> dict:
+        """What is gathered, as Store.update_pinholes takes it, for the caller to write now (back with
+        `keep_unwritten` if that fails). `renewals`: every lease end as renewed too (at a clean stop,
+        so that the next start renews only what is due)."""
+        ends = dict(self.renewed) if renewals else {}
+        ends.update(self.unwritten_ends)
+        taken = {"ends": sorted((*key, until) for key, until in ends.items()),
+                 "closes": sorted((*key, *value) for key, value in self.unwritten_closes.items()),
+                 "lost": self.unwritten_lost}
+        self.unwritten_ends, self.unwritten_closes, self.unwritten_lost = {}, {}, []
+        self.taken_since, self.unwritten_since = self.unwritten_since, None
+        return taken
+
+    def keep_unwritten(self, updates: dict) -> None:
+        """`take_unwritten`'s answer back, when writing it failed: it is written with the next write."""
+        if any(updates.values()):  # as due as it was: gathered when it first was
+            since = self.taken_since if self.taken_since is not None else self.clock()
+            self.unwritten_since = min(since, self.unwritten_since or since)
+        for probe_id, proto, port, held_until in updates["ends"]:
+            if held_until >= self.renewed.get((probe_id, proto, port), 0.0):
+                self.unwritten_ends.setdefault((probe_id, proto, port), held_until)
+        for probe_id, proto, port, held_until, at in updates["closes"]:
+            self.unwritten_closes.setdefault((probe_id, proto, port), (held_until, at))
+        self.unwritten_lost = updates["lost"] + self.unwritten_lost
 
     @property
     def status(self) -> dict:

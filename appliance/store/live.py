@@ -70,17 +70,21 @@ class LiveRecords:
 
     # -- the probe ledger -----------------------------------------------------------------
     def plan_probe(self, address: str, server: str, kind: str, port: int, expires: float,
-                   planned: float | None = None) -> int:
+                   planned: float | None = None, *, reach: str | None = None, reach_note: str | None = None,
+                   pinholes=()) -> int:
+        """The ledger row, committed before the packet leaves, in one transaction (one write to the
+        card) with how the address can be reached (see the probes table; `pinholes`: [(proto, port,
+        uid, opened, held_until, error)], granted or refused). Returns the probe's id."""
         with self.db:
             cursor = self.db.execute(
-                "INSERT INTO probes(address, server, kind, port, planned, expires) VALUES (?,?,?,?,?,?)",
-                (address, server, kind, port, time.time() if planned is None else planned, expires))
+                "INSERT INTO probes(address, server, kind, port, planned, expires, reach, reach_note) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (address, server, kind, port, time.time() if planned is None else planned, expires, reach,
+                 reach_note))
+            self.db.executemany(
+                "INSERT INTO pinholes(probe_id, proto, port, uid, opened, held_until, error) VALUES (?,?,?,?,?,?,?)",
+                [(cursor.lastrowid, *pinhole) for pinhole in pinholes])
         return cursor.lastrowid
-
-    def set_reach(self, probe_id: int, reach: str, note: str | None = None) -> None:
-        """How unsolicited packets could reach the probe address (see the probes table)."""
-        with self.db:
-            self.db.execute("UPDATE probes SET reach=?, reach_note=? WHERE id=?", (reach, note, probe_id))
 
     def probe_windows(self) -> list:
         """Every probe sent: (id, address, planned, expires)."""
@@ -93,31 +97,22 @@ class LiveRecords:
                                "AND expires > ? ORDER BY id", (now,)).fetchall()
 
     # -- pinholes ------------------------------------------------------------------------------
-    def record_pinhole(self, probe_id: int, proto: str, port: int, *, uid: int | None, opened: float | None,
-                       held_until: float | None, error: str | None = None) -> None:
-        """A pinhole granted (uid, opened, held_until) or refused (error) for a probe address."""
+    def update_pinholes(self, *, ends=(), closes=(), lost=()) -> None:
+        """What the prober gathered of its pinholes, in one transaction: lease ends [(probe id, proto,
+        port, held_until)]; pinholes given back at their window's end [(probe id, proto, port,
+        held_until, at)]; pinholes the router no longer holds [(probe id, proto, port, at, router's
+        word)] (the window was not open throughout)."""
         with self.db:
-            self.db.execute(
-                "INSERT INTO pinholes(probe_id, proto, port, uid, opened, held_until, error) VALUES (?,?,?,?,?,?,?) "
-                "ON CONFLICT(probe_id, proto, port) DO UPDATE SET uid=excluded.uid, opened=excluded.opened, "
-                "held_until=excluded.held_until, error=excluded.error",
-                (probe_id, proto, port, uid, opened, held_until, error))
-
-    def renew_pinhole(self, probe_id: int, proto: str, port: int, held_until: float) -> None:
-        with self.db:
-            self.db.execute("UPDATE pinholes SET held_until=? WHERE probe_id=? AND proto=? AND port=?",
-                            (held_until, probe_id, proto, port))
-
-    def lose_pinhole(self, probe_id: int, proto: str, port: int, at: float, error: str) -> None:
-        """The router no longer holds it (a failed renewal): the window was not open throughout."""
-        with self.db:
-            self.db.execute("UPDATE pinholes SET lapsed=coalesce(lapsed, ?), uid=NULL, error=? "
-                            "WHERE probe_id=? AND proto=? AND port=?", (at, error, probe_id, proto, port))
-
-    def close_pinhole(self, probe_id: int, proto: str, port: int, at: float) -> None:
-        with self.db:
-            self.db.execute("UPDATE pinholes SET closed=?, uid=NULL WHERE probe_id=? AND proto=? AND port=?",
-                            (at, probe_id, proto, port))
+            # A lease end only moves forward (a late write must not undo a later one).
+            self.db.executemany("UPDATE pinholes SET held_until=? WHERE probe_id=? AND proto=? AND port=? "
+                                "AND (held_until IS NULL OR held_until < ?)",
+                                [(until, probe_id, proto, port, until) for probe_id, proto, port, until in ends])
+            self.db.executemany("UPDATE pinholes SET held_until=max(coalesce(held_until, 0), ?), closed=?, "
+                                "uid=NULL WHERE probe_id=? AND proto=? AND port=?",
+                                [(until, at, probe_id, proto, port) for probe_id, proto, port, until, at in closes])
+            self.db.executemany("UPDATE pinholes SET lapsed=coalesce(lapsed, ?), uid=NULL, error=? "
+                                "WHERE probe_id=? AND proto=? AND port=?",
+                                [(at, error, probe_id, proto, port) for probe_id, proto, port, at, error in lost])
 
     def held_pinholes(self) -> list:
         """Pinholes granted and not closed: (probe id, address, expires, proto, port, uid, held_until)."""

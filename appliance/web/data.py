@@ -20,6 +20,7 @@ from ..report.human import duration_text, utc_text
 from ..report.status import daemon_state, verdict_text
 from ..store import runtime
 from ..store.db import NO_PORT, Store
+from ..store.live import PINHOLE_SLACK
 from ..words import Attribution, ScanKind, Verdict
 
 PAGE_SIZE = 50
@@ -559,9 +560,14 @@ def probe(store: Store, probe_id: int, now: float | None = None) -> dict | None:
         "sport": row["sport"], "expires": iso(row["expires"]), "live": bool(row["sent_at"]) and row["expires"] > now,
         "left": duration_text(row["expires"] - now) if row["expires"] > now else None,
         "error": row["error"], "reach": row["reach"], "reach_note": row["reach_note"],
+        # held_until is the lease end the store last learned: renewals in the middle of a window are
+        # kept in the prober's memory (each would be a write to the card), the one that reaches the
+        # window's end is written (store/live.py update_pinholes).
         "pinholes": [{"proto": h["proto"], "port": h["port"], "granted": _iso_or_none(h["opened"]),
                       "held_until": _iso_or_none(h["held_until"]), "lost": _iso_or_none(h["lapsed"]),
-                      "closed": _iso_or_none(h["closed"]), "error": h["error"]} for h in store.pinholes_of(probe_id)],
+                      "closed": _iso_or_none(h["closed"]), "error": h["error"],
+                      "to_the_end": h["held_until"] is not None and h["lapsed"] is None
+                      and h["held_until"] >= row["expires"] - PINHOLE_SLACK} for h in store.pinholes_of(probe_id)],
         "families": sorted({s["family"] for s in touched}),
         "sources": touched,
         "scans": [{"id": s["id"], "scanner": s["scanner"], "start": iso(s["start"]), "ports": s["port_count"]}
