@@ -135,13 +135,12 @@ def flush_and_copy_cost(work: Path, stored: Path) -> tuple[float, float]:
             daemon.unstored["contacts"] = contacts
             daemon.unstored["pool_seen"] = {tuple(row): now - 300 for row in members}  # the hour's pool answers
             daemon._status(changed, now, data_written=False)
-            daemon._copy_the_wal(now)
-            daemon._copy_the_wal(now + WAL_COPY_QUIET)  # not yet: the last copy is less than WAL_COPY_EVERY ago
+            daemon._copy_the_wal(now)  # the daemon sees the write; no copy yet (WAL_COPY_EVERY)
             settle(65, store_path)
             flushes.append(disk.written() - start)
         copied = daemon.wal_copy_time
         start = disk.written()
-        daemon._copy_the_wal(now + WAL_COPY_QUIET)
+        daemon._copy_the_wal(now + WAL_COPY_QUIET)  # quiet for two minutes, the last copy six hours ago
         settle(65, store_path)
         copy = disk.written() - start
         assert daemon.wal_copy_time != copied, "the WAL was not copied after WAL_COPY_EVERY"
