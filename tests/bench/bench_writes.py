@@ -303,7 +303,7 @@ def main() -> int:
     parser.add_argument("--quiet-minutes", type=float, default=65.0,
                         help="at least the longest of the daemon's write cadences (status and contacts: an hour)")
     parser.add_argument("--scans", type=int, default=200, help="scans in the busy hour")
-    parser.add_argument("--probing-hours", type=float, default=6.0,
+    parser.add_argument("--probing-hours", type=float, default=24.0,
                         help="simulated hours of probing at the cap behind a UPnP router")
     parser.add_argument("--only-probing", action="store_true", help="only that phase (on a new store)")
     args = parser.parse_args()
