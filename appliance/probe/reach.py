@@ -13,12 +13,12 @@ server would look clean only because nothing could get through. So, for each pro
 * closed: nothing is asked and no window counts as reachable.
 
 What the router granted is written to the store (probes.reach, the pinholes table) with the probe's
-ledger row, in one transaction, before the packet leaves. Each write is a write to the SD card, and a week of
-probes holds thousands of pinholes: so a renewal is kept in memory (written at a clean stop), and
-only what a verdict or a restart needs reaches the store: the renewal that carries a pinhole to its
-window's end (a window counts as reachable only if the store shows that) and its giving back,
-gathered for the prober's hourly write (the same few pages for all of them; at once if a window
-ends sooner), and at once any loss. After a power cut the store holds an older lease end than the
+ledger row, in one transaction, before the packet leaves. Each write is a write to the SD card, and
+a week of probes holds thousands of pinholes: so a renewal is kept in memory (written at a clean
+stop), and only what a verdict or a restart needs reaches the store: the renewal that carries a
+pinhole to its window's end (a window counts as reachable only if the store shows that) and its
+giving back, gathered for the prober's hourly write (the same few pages for all of them; at once if
+a window ends sooner), and at once any loss. After a power cut the store holds an older lease end than the
 router: the next pass renews early, which costs nothing but a request.
 `status` says it for a person, with what to do when the router does not help.
 """
@@ -34,7 +34,7 @@ from .pinholes import Router, RouterError
 log = logging.getLogger("harvestwatch.reach")
 REDISCOVER_AFTER = 600.0  # after the router was not found, look again this often (not on every probe)
 MAINTAIN_EVERY = 60.0     # renewals and give-backs are looked at this often (a quarter of the lease, if shorter)
-WRITE_EVERY = 3600.0      # what the prober gathers (lease ends, give-backs, answers) is written this often
+WRITE_EVERY = 3600.0      # what is gathered (lease ends, give-backs) waits at most this long to be written
 
 # What a person can do when the router does not open the way (status and page).
 ADVICE = [
