@@ -156,8 +156,13 @@ SETTINGS = (
             "probe packets: a real NTP request, an empty UDP packet to 123, to 321", choices=PROBE_KINDS),
     Setting("probe", "server_interval", 24 * 3600.0, "at most one probe per server per this many seconds",
             minimum=POSITIVE),
-    Setting("probe", "min_gap", 60.0, "at least this many seconds between any two probes (the global rate)",
-            minimum=POSITIVE),
+    Setting("probe", "min_gap", 60.0,
+            "the global rate: on average at least this many seconds between two probes (a round holds at most "
+            "`probe.round_every` / `probe.min_gap` of them)", minimum=POSITIVE),
+    Setting("probe", "round_every", 3600.0,
+            "probes leave together, in rounds at least this many seconds apart: a round's ledger rows and the "
+            "record of their answers are two writes to the SD card, however many probes it holds (at most "
+            "`probe.min_gap` apart when smaller: one probe at a time)", minimum=0),
     Setting("probe", "first_delay", 10.0, "seconds after start before the first probe", minimum=0),
     Setting("probe", "observation", 7 * 86400.0,
             "seconds a probe address stays valid and watched: scanners come back late (a week has been seen); "

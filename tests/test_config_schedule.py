@@ -71,20 +71,29 @@ def test_broken_toml_is_refused_with_the_file_named(tmp_path):
         load(str(path))
 
 
+def run_schedule(scheduler: ProbeScheduler, servers: list[str], seconds: int, live_cap: int | None = None):
+    """Every second for `seconds`: the rounds the scheduler sends, [(time, [(server, kind)])]."""
+    history: dict = {}
+    rounds, held = [], 0
+    for now in range(seconds):
+        chosen = scheduler.choose(servers, history, float(now), live=held)
+        if chosen:
+            for server, kind in chosen:
+                kinds = history.get(server, (0.0, {}))[1]
+                history[server] = (float(now), {**kinds, kind: kinds.get(kind, 0) + 1})
+            held += len(chosen)
+            scheduler.sent(float(now))
+            rounds.append((now, chosen))
+    return rounds
+
+
 def test_schedule_spreads_probes_over_servers_kinds_and_time():
     servers = ["2001:db8::a", "2001:db8::b"]
-    scheduler = ProbeScheduler(["ntp", "udp123", "udp321"], server_interval=100, min_gap=10, first_delay=5,
-                               start=0, max_live=10)
-    history: dict = {}
-    done = []
-    for now in range(0, 400):
-        choice = scheduler.choose(servers, history, float(now), live=len(done))
-        if choice:
-            server, kind = choice
-            last, kinds = history.get(server, (0.0, {}))
-            history[server] = (float(now), {**kinds, kind: kinds.get(kind, 0) + 1})
-            scheduler.sent(float(now))
-            done.append((now, server, kind))
+    scheduler = ProbeScheduler(["ntp", "udp123", "udp321"], server_interval=100, min_gap=10, round_every=0,
+                               first_delay=5, start=0, max_live=10)
+    rounds = run_schedule(scheduler, servers, 400)
+    done = [(t, server, kind) for t, chosen in rounds for server, kind in chosen]
+    assert all(len(chosen) == 1 for _, chosen in rounds)  # round_every 0: one probe at a time
     times = [t for t, _, _ in done]
     assert times[0] == 5 and all(b - a >= 10 for a, b in zip(times, times[1:]))
     for server in servers:
@@ -94,7 +103,36 @@ def test_schedule_spreads_probes_over_servers_kinds_and_time():
     assert len(done) == 8  # then the cap on live addresses holds it back
 
 
+def test_probes_leave_in_rounds_no_faster_on_average_than_min_gap():
+    servers = [f"2001:db8::{n:x}" for n in range(1, 21)]
+    scheduler = ProbeScheduler(["ntp", "udp123"], server_interval=150, min_gap=10, round_every=60,
+                               first_delay=5, start=0, max_live=1000)
+    planned = scheduler.next_due(servers, {})
+    rounds = run_schedule(scheduler, servers, 400)
+    times = [t for t, _ in rounds]
+    # Rounds of at most round_every / min_gap probes, round_every apart: 20 servers, six at a time.
+    assert [(t, len(chosen)) for t, chosen in rounds[:4]] == [(5, 6), (65, 6), (125, 6), (185, 6)]
+    assert all(b - a >= 60 for a, b in zip(times, times[1:]))
+    assert all(len(chosen) <= 6 for _, chosen in rounds)
+    assert all(len({server for server, _ in chosen}) == len(chosen) for _, chosen in rounds)  # one per server
+    # Never-probed servers first, and each server again no sooner than server_interval.
+    first = [server for _, chosen in rounds[:4] for server, _ in chosen][:20]
+    assert sorted(first) == sorted(servers)
+    seen: dict[str, int] = {}
+    for t, chosen in rounds:
+        for server, _ in chosen:
+            assert t - seen.get(server, -1000) >= 150
+            seen[server] = t
+    # What the page shows before the first round: six servers a round, a round a minute.
+    assert [at for at, _ in planned] == [5.0] * 6 + [65.0] * 6 + [125.0] * 6 + [185.0] * 2
+
+
 def test_schedule_waits_while_the_live_address_cap_is_reached():
-    scheduler = ProbeScheduler(["ntp"], server_interval=1, min_gap=1, first_delay=0, start=0, max_live=3)
-    assert scheduler.choose(["2001:db8::a"], {}, 10.0, live=3) is None
-    assert scheduler.choose(["2001:db8::a"], {}, 10.0, live=2) == ("2001:db8::a", "ntp")
+    scheduler = ProbeScheduler(["ntp"], server_interval=1, min_gap=1, round_every=0, first_delay=0, start=0,
+                               max_live=3)
+    assert scheduler.choose(["2001:db8::a"], {}, 10.0, live=3) == []
+    assert scheduler.choose(["2001:db8::a"], {}, 10.0, live=2) == [("2001:db8::a", "ntp")]
+    rounds = ProbeScheduler(["ntp"], server_interval=1, min_gap=1, round_every=10, first_delay=0, start=0,
+                            max_live=5)
+    servers = [f"2001:db8::{n:x}" for n in range(1, 9)]
+    assert len(rounds.choose(servers, {}, 10.0, live=3)) == 2  # a round fills only the room left

@@ -203,6 +203,7 @@ def start_prober(net, tmp_path):
         settings = {
             "appliance": {"interface": lan.dev, "state_dir": str(tmp_path / "state")},
             "probe": {"pools": ["chrony.probe.test"], "nameservers": [net.dns], "first_delay": 0, "min_gap": 0.5,
+                      "round_every": 1,
                       "server_interval": 3600, "observation": 600, "reply_timeout": REPLY_TIMEOUT,
                       "resolve_every": 600, **probe},
             # The probing itself is tested here; asking a router for pinholes is the lab's (test_appliance_lab).
@@ -384,6 +385,33 @@ def test_each_probe_is_one_packet_from_its_own_ledger_address(net, lan, start_pr
     got = sorted((d["source"], d["sport"], d["to"][1], len(bytes.fromhex(d["data"]))) for d in datagrams)
     assert got == expected
     assert all(d["to"][0] == net.sink for d in datagrams)
+
+
+def test_probes_leave_in_rounds_each_written_before_its_packets(net, lan, start_prober):
+    lan.add(1)
+    with Sink(net, [(net.sink, 123, "capture"), (net.sink, 321, "capture")], seconds=40) as sink:
+        # Two servers due every second, rounds at most every 3 s of up to three probes.
+        prober = start_prober(lan, pools=["ntp.probe.test"], server_interval=1, min_gap=1, round_every=3)
+        prober.wait("three rounds", lambda s: len({r["planned"] for r in sent(ledger(prober.db_path))}) >= 3, 20)
+        assert prober.stop()["alive"] is False
+        rows = ledger(prober.db_path)
+        datagrams = sink.datagrams(len([row for row in rows if row["server"] == net.sink]))
+
+    rounds: dict[float, list[dict]] = {}
+    for row in rows:
+        rounds.setdefault(row["planned"], []).append(row)
+    starts = sorted(rounds)
+    assert all(b - a >= 3 for a, b in zip(starts, starts[1:])), str(starts)
+    for start in starts:
+        together = rounds[start]
+        # Both servers in each round, each from its own address, sent after the round's rows were written,
+        # and together: the sink never answers, yet chronyd's probe did not wait for its 2 s.
+        assert sorted(row["server"] for row in together) == sorted([net.chrony, net.sink]), str(together)
+        assert all(start <= row["sent_at"] < start + 1 for row in together), str(together)
+        assert max(r["sent_at"] for r in together) - min(r["sent_at"] for r in together) < 0.5, str(together)
+    assert len({row["address"] for row in rows}) == len(rows)
+    assert sorted((d["source"], d["sport"]) for d in datagrams) == \
+        sorted((row["address"], row["sport"]) for row in rows if row["server"] == net.sink)
 
 
 # ---- DNS trouble and the live-address cap ---------------------------------------------------------

@@ -8,12 +8,16 @@ tests/test_reachability_lab.py and tests/test_appliance_lab.py.
 """
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from appliance import config as configuration
+from appliance.probe import prober as prober_module
 from appliance.probe.pinholes import FirewallStatus, RouterError
 from appliance.probe.prober import Prober
 from appliance.probe.reach import WRITE_EVERY, Reachability
+from appliance.probe.send import ProbeResult
 from appliance.store.db import Store
 
 DAY, WEEK = 86400.0, 7 * 86400.0
@@ -85,7 +89,7 @@ def rig(tmp_path):
 
 
 def probe(store, prober, clock, n=1) -> int:
-    """A probe as Prober._probe writes it (the packet itself is not sent here)."""
+    """A probe's two writes as Prober._round makes them (the packet itself is not sent here)."""
     address = f"2001:db8:1:1::{n:x}"
     reach = prober.reach.prepare(address, clock() + WEEK)
     probe_id = store.plan_probe(address, SERVER, "udp321", 321, clock() + WEEK, planned=clock(), **reach)
@@ -207,3 +211,85 @@ def test_what_could_not_be_written_is_kept_for_the_next_write(rig, monkeypatch):
     prober._write_gathered(store, clock.now)  # room again: written by the next pass
     held = [row[0] for row in store.db.execute("SELECT held_until FROM pinholes WHERE probe_id=?", (probe_id,))]
     assert all(until >= T0 + WEEK for until in held)
+
+
+def test_a_round_of_probes_is_two_writes_that_also_carry_older_pinholes_news(rig, monkeypatch):
+    conf, clock, router, store, prober = rig
+    old = probe(store, prober, clock)
+    run(prober, store, clock, T0 + WEEK + 3 * 60)  # the old window ended: its give-backs wait for a write
+    assert router.closed and store.db.execute("SELECT count(*) FROM pinholes WHERE closed IS NULL").fetchone()[0] == 3
+    # The addresses and the packets are the lab's (tests/test_prober.py); here only what is written.
+    minted = iter(f"2001:db8:1:1::b:{n:x}" for n in range(1, 100))
+    monkeypatch.setattr(prober_module.addresses, "mint_probe_address", lambda interface, prefix, valid: next(minted))
+    monkeypatch.setattr(prober_module.send, "send_probe", lambda source, server, kind, timeout: ProbeResult(
+        kind=kind, source=source, server=server, port=321, sent_at=clock() + 0.01, sport=40000, reply=None,
+        error=None))
+    watched = []
+    prober.on_probe = lambda address, probe_id, planned, expires: watched.append((address, probe_id))
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    servers = [f"2001:db8:a{n}::123" for n in range(2, 8)]
+    last = prober._round(store, "lan0", "2001:db8:1:1::/64", [(server, "udp321") for server in servers])
+    store.db.set_trace_callback(None)
+
+    assert statements.count("COMMIT") == 2  # six probes: their rows, then what became of them
+    rows = store.db.execute("SELECT id, address, server, planned, sent_at, reach FROM probes WHERE id > ? "
+                            "ORDER BY id", (old,)).fetchall()
+    assert [row["server"] for row in rows] == servers and len({row["address"] for row in rows}) == 6
+    assert {row["planned"] for row in rows} == {clock()} and all(row["sent_at"] for row in rows)
+    assert all(row["reach"] == "pinholes" for row in rows)
+    assert [probe_id for _, probe_id in watched] == [row["id"] for row in rows]  # watched before sending
+    assert last["id"] == rows[-1]["id"] and last["server"] == servers[-1]
+    # Each new address got its three pinholes; the old window's give-backs went in the same write.
+    held = store.db.execute("SELECT probe_id, count(*) FROM pinholes WHERE closed IS NULL GROUP BY probe_id").fetchall()
+    assert sorted(tuple(row) for row in held) == [(row["id"], 3) for row in rows]
+    assert not any(prober.reach.take_unwritten().values())
+
+
+def test_a_round_the_store_refused_gives_up_its_addresses_and_pinholes_at_once(rig, monkeypatch):
+    conf, clock, router, store, prober = rig
+    old = probe(store, prober, clock)
+    run(prober, store, clock, T0 + WEEK + 3 * 60)  # the old window's give-backs wait for a write
+    minted = iter(f"2001:db8:1:1::c:{n:x}" for n in range(1, 100))
+    removed: list[str] = []
+    monkeypatch.setattr(prober_module.addresses, "mint_probe_address", lambda interface, prefix, valid: next(minted))
+    monkeypatch.setattr(prober_module.addresses, "remove_probe_address",
+                        lambda interface, address: removed.append(address))
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "plan_probes", full)
+    before = list(router.closed)
+    with pytest.raises(sqlite3.OperationalError):
+        prober._round(store, "lan0", "2001:db8:1:1::/64", [(f"2001:db8:a{n}::123", "udp321") for n in range(2, 5)])
+
+    # No probe will ever leave from them: the three addresses go now, their nine pinholes with them,
+    # and the old window's give-backs wait for the next write.
+    addresses = [f"2001:db8:1:1::c:{n:x}" for n in range(1, 4)]
+    assert removed == addresses
+    given_back = router.closed[len(before):]
+    assert sorted({source for source, _ in given_back}) == addresses and len(given_back) == 9
+    assert not router.held - {uid for _, uid in router.closed}
+    news = prober.reach.take_unwritten()
+    assert {probe_id for probe_id, *_ in news["closes"]} == {old} and len(news["closes"]) == 3
+
+
+def test_a_stop_asked_during_a_round_ends_it_with_what_is_ready(rig, monkeypatch):
+    conf, clock, router, store, prober = rig
+    minted = iter(f"2001:db8:1:1::d:{n:x}" for n in range(1, 100))
+    monkeypatch.setattr(prober_module.addresses, "mint_probe_address", lambda interface, prefix, valid: next(minted))
+    monkeypatch.setattr(prober_module.send, "send_probe", lambda source, server, kind, timeout: ProbeResult(
+        kind=kind, source=source, server=server, port=321, sent_at=clock() + 0.01, sport=40000, reply=None,
+        error=None))
+    granting = router.open
+
+    def open_then_stop(source, proto, port, lease):  # the stop comes while the router is asked
+        prober.stop()
+        return granting(source, proto, port, lease)
+
+    monkeypatch.setattr(router, "open", open_then_stop)
+    prober._round(store, "lan0", "2001:db8:1:1::/64", [(f"2001:db8:a{n}::123", "udp321") for n in range(2, 62)])
+    rows = store.db.execute("SELECT address, sent_at FROM probes").fetchall()
+    assert [tuple(row) for row in rows] == [("2001:db8:1:1::d:1", clock() + 0.01)]  # sent and recorded
+    assert next(minted) == "2001:db8:1:1::d:2"  # and no other address made

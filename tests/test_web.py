@@ -381,7 +381,10 @@ def test_probes_page_is_the_ledger(site):
     said = text_of(html)
     assert "7 probes, 4 addresses still watched · the prober is probing" in said
     assert f"prefix {ws.PREFIX}" in said
-    assert f": {ws.HONEST_2}" in said and f": {ws.UNPROBED}" in said
+    # One line per round of probes: two servers in the next, one in the round after.
+    rounds = re.findall(r"<li>(.*?)</li>", html[html.index("Next planned"):html.index("The ledger")])
+    assert [re.findall(r"<code>([^<]+)</code>", line) for line in rounds] == \
+        [[ws.HONEST_2, ws.SUSPECT], [ws.UNPROBED]], rounds
     never = text_of(row_with(html, ws.PROBE_NEVER_SENT))
     assert "never sent" in never and ws.NORMAL_PROBE_ERROR in never
     harvested = row_with(html, ws.PROBE_HARVESTER)

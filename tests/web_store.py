@@ -227,8 +227,8 @@ def _daemon_status(now: float, hostile: bool) -> dict:
     else:
         prober = {"state": "probing", "prefix": PREFIX, "live_addresses": 4, "max_live": 500, "servers": 6,
                   "pool_errors": {}, "last_probe": now - 2 * 3600,
-                  "next": [{"at": now + 60, "server": HONEST_2}, {"at": now + 120, "server": SUSPECT},
-                           {"at": now + 180, "server": UNPROBED}],
+                  "next": [{"at": now + 60, "server": HONEST_2}, {"at": now + 60, "server": SUSPECT},
+                           {"at": now + 3660, "server": UNPROBED}],
                   "reachability": {"router": "open", "state": "declared open", "granted": 0, "refused": 0, "lost": 0,
                                    "detail": "the configuration says the router lets all inbound IPv6 through",
                                    "advice": []}}

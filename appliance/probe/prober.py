@@ -1,10 +1,11 @@
-"""The prober: pool members from DNS, then one probe at a time, each from a brand-new address.
+"""The prober: pool members from DNS, then probes in rounds, each probe from a brand-new address.
 
 Runs in its own thread beside the capture loop (DNS look-ups and NTP replies take seconds; the
-capture must not wait for them) with its own store connection. Order of a probe: mint the
-address, open the way to it through the router (probe/reach.py), commit the ledger row with what
-the router granted (one transaction: each is a write to the SD card), tell the daemon to watch the
-address for touches, send the one packet, record what came back. Nothing is
+capture must not wait for them) with its own store connection. Order of a round (probe/schedule.py
+says when, and which servers): mint each probe's address, open the way to it through the router
+(probe/reach.py), commit the round's ledger rows with what the router granted (one transaction:
+each is a write to the SD card, so a round is one, not one per probe), tell the daemon to watch the
+addresses for touches, send each probe's one packet, record what came back (one more). Nothing is
 done, and nothing stamped, until the clock is known to be right. `status` is a plain dict,
 replaced whole, that the daemon copies into the store for the page.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..store.db import Store
 from . import addresses, pools, send
@@ -23,6 +25,7 @@ from .send import PROBE_PORTS
 log = logging.getLogger("harvestwatch.prober")
 RETRY_RESOLVE = 60.0   # after a failed pool look-up, try again this soon
 RETRY_FAILED = 30.0    # after an unexpected error, start the loop over this soon
+SENDERS = 16           # a round's probes in flight at once (each waits up to probe.reply_timeout)
 
 
 class Prober(threading.Thread):
@@ -88,7 +91,8 @@ class Prober(threading.Thread):
                 return
         self.reach = self.reach or Reachability(self.config, store, router=self.router, clock=self.clock)
         scheduler = ProbeScheduler(probe.kinds, server_interval=probe.server_interval, min_gap=probe.min_gap,
-                                   first_delay=probe.first_delay, start=self.clock(), max_live=probe.max_live)
+                                   round_every=probe.round_every, first_delay=probe.first_delay,
+                                   start=self.clock(), max_live=probe.max_live)
         next_resolve, pool_errors, last_probe = 0.0, {}, None
         while not self.stop_event.is_set():
             now = self.clock()
@@ -112,10 +116,10 @@ class Prober(threading.Thread):
                 self.prefix = str(prefix)
             servers = store.known_servers()
             history = store.last_probes()
-            choice = scheduler.choose(servers, history, now, len(live))
-            if choice is not None:
+            chosen = scheduler.choose(servers, history, now, len(live))
+            if chosen:
                 try:
-                    last_probe = self._probe(store, interface, prefix, *choice)
+                    last_probe = self._round(store, interface, prefix, chosen)
                     scheduler.sent(self.clock())
                     history = store.last_probes()
                     live = addresses.probe_addresses(interface)
@@ -154,26 +158,58 @@ class Prober(threading.Thread):
                 log.info("pool %s: %d new member(s)", pool, new)
         return errors
 
-    def _probe(self, store: Store, interface: str, prefix, server: str, kind: str) -> dict:
+    def _round(self, store: Store, interface: str, prefix, chosen: list[tuple[str, str]]) -> dict:
+        """Probe each (server, kind) of `chosen` from its own new address; returns the last one, for
+        the status."""
         valid = int(self.config.probe.observation)
-        address = addresses.mint_probe_address(interface, prefix, valid)
         planned = self.clock()
-        # The way in is asked for first, so that the ledger row and what the router granted are one
-        # write; pinholes granted to an address no packet has left from yet give nothing away.
-        reach = self.reach.prepare(address, planned + valid)
-        probe_id = store.plan_probe(address, server, kind, PROBE_PORTS[kind], planned + valid, planned=planned,
-                                    **reach)
-        self.on_probe(address, probe_id, planned, planned + valid)
-        result = send.send_probe(address, server, kind, timeout=self.config.probe.reply_timeout)
-        reply = result.reply
-        # A second write, but of the page the first one wrote, moments later: the card gets the two at once.
-        store.record_probe(probe_id, sent_at=result.sent_at, sport=result.sport,
-                           stratum=reply.stratum if reply else None, offset=reply.offset if reply else None,
-                           delay=reply.delay if reply else None, error=result.error)
-        log.info("probe %d: %s from %s to %s%s", probe_id, kind, address, server,
-                 f" failed: {result.error}" if result.error else "")
-        return {"id": probe_id, "address": address, "server": server, "kind": kind, "at": result.sent_at,
-                "error": result.error}
+        expires = planned + valid
+        rows: list[dict] = []
+        try:
+            for server, kind in chosen:
+                if rows and self.stop_event.is_set():
+                    break  # stopping: a smaller round, not a late stop
+                address = addresses.mint_probe_address(interface, prefix, valid)
+                rows.append({"address": address, "server": server, "kind": kind, "port": PROBE_PORTS[kind],
+                             "planned": planned, "expires": expires, "pinholes": []})
+                # The way in is asked for first, so that the ledger rows and what the router granted are
+                # one write; pinholes granted to an address no packet has left from yet give nothing away.
+                rows[-1].update(self.reach.prepare(address, expires))
+            news = self.reach.take_unwritten()  # older pinholes' news: in the same write, not one of its own
+            try:
+                ids = store.plan_probes(rows, pinhole_news=news)
+            except Exception:
+                self.reach.keep_unwritten(news)
+                raise
+        except Exception:
+            self._withdraw(interface, rows)
+            raise
+        for row, probe_id in zip(rows, ids):
+            self.on_probe(row["address"], probe_id, planned, expires)
+        timeout = self.config.probe.reply_timeout
+        with ThreadPoolExecutor(max_workers=min(len(rows), SENDERS), thread_name_prefix="probe") as senders:
+            results = list(senders.map(lambda row: send.send_probe(row["address"], row["server"], row["kind"],
+                                                                   timeout=timeout), rows))
+        store.record_probes([{"id": probe_id, "sent_at": result.sent_at, "sport": result.sport,
+                              "stratum": result.reply.stratum if result.reply else None,
+                              "offset": result.reply.offset if result.reply else None,
+                              "delay": result.reply.delay if result.reply else None, "error": result.error}
+                             for probe_id, result in zip(ids, results)])
+        for row, probe_id, result in zip(rows, ids, results):
+            log.info("probe %d: %s from %s to %s%s", probe_id, row["kind"], row["address"], row["server"],
+                     f" failed: {result.error}" if result.error else "")
+        return {"id": ids[-1], "address": rows[-1]["address"], "server": rows[-1]["server"],
+                "kind": rows[-1]["kind"], "at": results[-1].sent_at, "error": results[-1].error}
+
+    def _withdraw(self, interface: str, rows: list[dict]) -> None:
+        """A round that never reached the ledger (a full disk, the interface gone): its addresses and
+        pinholes are given up now, not held for a week for probes that will never leave."""
+        for row in rows:
+            try:
+                self.reach.give_back(row["address"], row["pinholes"])
+                addresses.remove_probe_address(interface, row["address"])
+            except Exception as exc:  # the interface gone took the address with it
+                log.warning("could not give up the unused probe address %s: %s", row["address"], exc)
 
     def _write_gathered(self, store: Store, now: float, *, stopping: bool = False) -> None:
         """Write what Reachability gathered (pinholes' lease ends, give-backs, losses) in one

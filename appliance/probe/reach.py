@@ -114,6 +114,15 @@ class Reachability:
         self.router_error = "; ".join(errors) or None
         return self._reach("pinholes", None, pinholes)
 
+    def give_back(self, address: str, pinholes: list) -> None:
+        """Close now the pinholes `prepare` granted to an address whose probe was never planned."""
+        for _proto, _port, uid, *_ in pinholes:
+            if uid is not None:
+                try:
+                    self.router.close(address, uid)
+                except RouterError as exc:  # its lease ends it anyway, within a day
+                    log.warning("pinhole %s to %s not given back: %s", uid, address, exc)
+
     def _lease(self, expires: float, now: float) -> int:
         """The lease to ask for: the longest allowed, or to the window's end (whole seconds, rounded up:
         a lease a fraction short of the end would be renewed again at every pass)."""

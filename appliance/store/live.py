@@ -72,19 +72,34 @@ class LiveRecords:
     def plan_probe(self, address: str, server: str, kind: str, port: int, expires: float,
                    planned: float | None = None, *, reach: str | None = None, reach_note: str | None = None,
                    pinholes=()) -> int:
-        """The ledger row, committed before the packet leaves, in one transaction (one write to the
-        card) with how the address can be reached (see the probes table; `pinholes`: [(proto, port,
-        uid, opened, held_until, error)], granted or refused). Returns the probe's id."""
+        """One probe's ledger row (plan_probes); returns its id."""
+        planned = time.time() if planned is None else planned
+        [probe_id] = self.plan_probes([{"address": address, "server": server, "kind": kind, "port": port,
+                                        "planned": planned, "expires": expires, "reach": reach,
+                                        "reach_note": reach_note, "pinholes": pinholes}])
+        return probe_id
+
+    def plan_probes(self, probes: list[dict], *, pinhole_news: dict | None = None) -> list[int]:
+        """A round's ledger rows, committed before its packets leave, in one transaction (one write
+        to the card) with how each address can be reached (see the probes table) and what the prober
+        gathered of older pinholes (`pinhole_news`, as update_pinholes takes it). Each probe: address,
+        server, kind, port, planned, expires, reach, reach_note, pinholes [(proto, port, uid, opened,
+        held_until, error)], granted or refused. Returns their ids, in order."""
+        ids = []
         with self.db:
-            cursor = self.db.execute(
-                "INSERT INTO probes(address, server, kind, port, planned, expires, reach, reach_note) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (address, server, kind, port, time.time() if planned is None else planned, expires, reach,
-                 reach_note))
-            self.db.executemany(
-                "INSERT INTO pinholes(probe_id, proto, port, uid, opened, held_until, error) VALUES (?,?,?,?,?,?,?)",
-                [(cursor.lastrowid, *pinhole) for pinhole in pinholes])
-        return cursor.lastrowid
+            for probe in probes:
+                cursor = self.db.execute(
+                    "INSERT INTO probes(address, server, kind, port, planned, expires, reach, reach_note) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    tuple(probe.get(column) for column in
+                          ("address", "server", "kind", "port", "planned", "expires", "reach", "reach_note")))
+                self.db.executemany(
+                    "INSERT INTO pinholes(probe_id, proto, port, uid, opened, held_until, error) "
+                    "VALUES (?,?,?,?,?,?,?)", [(cursor.lastrowid, *pinhole) for pinhole in probe.get("pinholes", ())])
+                ids.append(cursor.lastrowid)
+            if pinhole_news:
+                self._update_pinholes(**pinhole_news)
+        return ids
 
     def probe_windows(self) -> list:
         """Every probe sent: (id, address, planned, expires)."""
@@ -103,16 +118,19 @@ class LiveRecords:
         held_until, at)]; pinholes the router no longer holds [(probe id, proto, port, at, router's
         word)] (the window was not open throughout)."""
         with self.db:
-            # A lease end only moves forward (a late write must not undo a later one).
-            self.db.executemany("UPDATE pinholes SET held_until=? WHERE probe_id=? AND proto=? AND port=? "
-                                "AND (held_until IS NULL OR held_until < ?)",
-                                [(until, probe_id, proto, port, until) for probe_id, proto, port, until in ends])
-            self.db.executemany("UPDATE pinholes SET held_until=max(coalesce(held_until, 0), ?), closed=?, "
-                                "uid=NULL WHERE probe_id=? AND proto=? AND port=?",
-                                [(until, at, probe_id, proto, port) for probe_id, proto, port, until, at in closes])
-            self.db.executemany("UPDATE pinholes SET lapsed=coalesce(lapsed, ?), uid=NULL, error=? "
-                                "WHERE probe_id=? AND proto=? AND port=?",
-                                [(at, error, probe_id, proto, port) for probe_id, proto, port, at, error in lost])
+            self._update_pinholes(ends=ends, closes=closes, lost=lost)
+
+    def _update_pinholes(self, *, ends=(), closes=(), lost=()) -> None:
+        # A lease end only moves forward (a late write must not undo a later one).
+        self.db.executemany("UPDATE pinholes SET held_until=? WHERE probe_id=? AND proto=? AND port=? "
+                            "AND (held_until IS NULL OR held_until < ?)",
+                            [(until, probe_id, proto, port, until) for probe_id, proto, port, until in ends])
+        self.db.executemany("UPDATE pinholes SET held_until=max(coalesce(held_until, 0), ?), closed=?, "
+                            "uid=NULL WHERE probe_id=? AND proto=? AND port=?",
+                            [(until, at, probe_id, proto, port) for probe_id, proto, port, until, at in closes])
+        self.db.executemany("UPDATE pinholes SET lapsed=coalesce(lapsed, ?), uid=NULL, error=? "
+                            "WHERE probe_id=? AND proto=? AND port=?",
+                            [(at, error, probe_id, proto, port) for probe_id, proto, port, at, error in lost])
 
     def held_pinholes(self) -> list:
         """Pinholes granted and not closed: (probe id, address, expires, proto, port, uid, held_until)."""
@@ -124,9 +142,17 @@ class LiveRecords:
     def record_probe(self, probe_id: int, *, sent_at: float | None, sport: int | None = None,
                      stratum: int | None = None, offset: float | None = None, delay: float | None = None,
                      error: str | None = None) -> None:
+        self.record_probes([{"id": probe_id, "sent_at": sent_at, "sport": sport, "stratum": stratum,
+                             "offset": offset, "delay": delay, "error": error}])
+
+    def record_probes(self, results: list[dict]) -> None:
+        """What became of a round's probes, in one transaction: each {id, sent_at (None: never left),
+        sport, stratum, offset, delay, error}."""
         with self.db:
-            self.db.execute("UPDATE probes SET sent_at=?, sport=?, stratum=?, offset=?, delay=?, error=? "
-                            "WHERE id=?", (sent_at, sport, stratum, offset, delay, error, probe_id))
+            self.db.executemany("UPDATE probes SET sent_at=?, sport=?, stratum=?, offset=?, delay=?, error=? "
+                                "WHERE id=?", [tuple(result.get(column) for column in
+                                                     ("sent_at", "sport", "stratum", "offset", "delay", "error",
+                                                      "id")) for result in results])
 
     def probes(self, server: str | None = None) -> list:
         if server is None:

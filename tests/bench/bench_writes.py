@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from appliance.daemon import WAL_COPY_EVERY, WAL_COPY_QUIET  # noqa: E402
+from appliance.settings import default  # noqa: E402
 from tests.lab.appliance import ApplianceDaemon, write_config  # noqa: E402
 from tests.lab.lab import Lab  # noqa: E402
 from tests.lab.netns import repo_root  # noqa: E402
@@ -183,16 +185,22 @@ class StandInRouter:
         pass
 
 
-def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
+def probing_day_cost(work: Path, stored: Path | None, hours: float, *, first_day: bool = False,
+                     round_every: float | None = None) -> dict:
     """Bytes a day of probing at the appliance's cap writes to the card, behind a UPnP router: the
     steady state of `probe.max_live` (1,000) probe addresses watched for a week (so 143 probes a day,
-    each server once a day, as on a real network whose pools name hundreds of servers), three
-    pinholes each renewed at half their one-day lease, given back at the window's end. The
-    prober's own code (Prober._probe, Reachability) and the daemon's (its reads every few seconds,
-    the hourly status flush, the WAL copy rule) on a copy of the lab daemon's store, on a file
-    system of its own, in simulated time: each simulated minute's writes are pushed to the card
-    before the next (os.sync), as the kernel would write them back a minute apart. The NTP packet
-    and the probe address are not sent or made (stand-ins): only what is written is measured."""
+    as on a real network whose pools name hundreds of servers), three pinholes each renewed at half
+    their one-day lease, given back at the window's end. The windows end evenly spread over the day
+    (the seed), so each hourly round holds the fewest probes it can at the cap (about six); on a real
+    network they end as their probes left, in rounds. The prober's own code (ProbeScheduler,
+    Prober._round, Reachability) and the daemon's (its reads every few seconds, the hourly status
+    flush, the WAL copy rule) on a copy of the lab daemon's store, on a file system of its own, in
+    simulated time: each simulated minute's writes are pushed to the card before the next (push),
+    as the kernel would write them back a minute apart. The NTP packet and the probe address are
+    not sent or made (stand-ins): only what is written is measured. `first_day`: a new appliance
+    instead, no probe yet: full rounds (`probe.round_every` / `probe.min_gap`) until the cap is
+    reached, the heaviest day of its week. `round_every`: instead of the default (0: one probe at a
+    time, as before rounds)."""
     import random
 
     from appliance import config as configuration
@@ -201,6 +209,7 @@ def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
     from appliance.probe.ntp import NtpReply
     from appliance.probe.prober import Prober
     from appliance.probe.reach import Reachability
+    from appliance.probe.schedule import ProbeScheduler
     from appliance.probe.send import ProbeResult
     from appliance.store import runtime
     from appliance.store.db import Store
@@ -211,15 +220,17 @@ def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
         if stored is not None:
             shutil.copy(stored, db_path)
         runtime.RUNTIME_DIR = str(work / "run")
-        conf = configuration.from_dict({"appliance": {"state_dir": str(work / "probing")}})
+        schedule = {} if round_every is None else {"probe": {"round_every": round_every}}
+        conf = configuration.from_dict({"appliance": {"state_dir": str(work / "probing")}, **schedule})
         window, lease, live = conf.probe.observation, conf.reachability.lease, conf.probe.max_live
         per_day = live * 86400 / window
         clock = [time.time()]
         now = clock[0]
         # A week of probes already watched (and a week's before them, given back), as the cap keeps it.
         seed = Store(str(db_path))
+        ports = Reachability(conf, seed, router=StandInRouter()).ports
         with seed.db:
-            for n in range(2 * live):
+            for n in range(0 if first_day else 2 * live):
                 sent = now - (2 * live - n) * 86400 / per_day
                 cursor = seed.db.execute(
                     "INSERT INTO probes(address, server, kind, port, planned, sent_at, sport, expires, reach) "
@@ -227,7 +238,7 @@ def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
                     (f"2001:db8:1:1:{n >> 16:x}:{n & 0xffff:x}:a:1", f"2001:db8:123::{n % 400:x}", "ntp", 123,
                      sent - 0.1, sent, 40000 + n % 20000, sent + window, "pinholes"))
                 expires = sent + window
-                for proto, port in Reachability(conf, seed, router=StandInRouter()).ports:
+                for proto, port in ports:
                     closed = expires if expires <= now else None
                     held = expires if closed else min(expires, now + lease / 2 + rng.random() * lease / 2)
                     seed.db.execute(
@@ -259,7 +270,12 @@ def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
         prober_module.send.send_probe = sent
         daemon._copy_the_wal(now)
         os.sync()
-        start, minutes, probes, next_probe = disk.written(), int(hours * 60), 0, now
+        # The prober's own schedule: probes wait for a round, and for room under the cap (windows ending).
+        scheduler = ProbeScheduler(conf.probe.kinds, server_interval=conf.probe.server_interval,
+                                   min_gap=conf.probe.min_gap, round_every=conf.probe.round_every, first_delay=0,
+                                   start=now, max_live=live)
+        servers, history = [f"2001:db8:124::{n:x}" for n in range(live)], {}
+        start, minutes, probes, rounds = disk.written(), int(hours * 60), 0, 0
         next_status = now + 3600
         by_kind: dict[str, list[int]] = {}  # what a simulated minute held -> [minutes, bytes]
         for minute in range(minutes):
@@ -270,12 +286,15 @@ def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
             prober._write_gathered(store, now)
             if daemon.store.write_mark() != mark:
                 kinds.append("gathered")
-            if now >= next_probe:
-                prober._probe(store, "lan0", "2001:db8:1:2::/64", f"2001:db8:123::{probes % 400:x}",
-                              conf.probe.kinds[probes % len(conf.probe.kinds)])
-                probes += 1
-                next_probe += 86400 / per_day
-                kinds.append("probe")
+            chosen = scheduler.choose(servers, history, now, len(store.watched_probes(now)))
+            if chosen:
+                prober._round(store, "lan0", "2001:db8:1:2::/64", chosen)
+                scheduler.sent(now)
+                for server, kind in chosen:
+                    history[server] = (now, {kind: 1})
+                probes += len(chosen)
+                rounds += 1
+                kinds.append("round")
             daemon.store.status()  # the daemon's reads (every 5 s; one a minute writes the same)
             if now >= next_status:
                 daemon._status({"heartbeat": now, "synced_heartbeat": now}, now, data_written=False)
@@ -293,7 +312,8 @@ def probing_day_cost(work: Path, stored: Path | None, hours: float) -> dict:
         written = disk.written() - start
         store.close()
         daemon.store.close()
-    return {"hours": minutes / 60, "probes": probes, "renewals": router.renewals,
+    return {"first_day": first_day, "max_live": live, "hours": minutes / 60, "probes": probes, "rounds": rounds,
+            "renewals": router.renewals,
             "per_day": written / (minutes / 60) * 24, "probes_per_day": per_day, "by_kind": by_kind}
 
 
@@ -306,12 +326,16 @@ def main() -> int:
     parser.add_argument("--probing-hours", type=float, default=24.0,
                         help="simulated hours of probing at the cap behind a UPnP router")
     parser.add_argument("--only-probing", action="store_true", help="only that phase (on a new store)")
+    parser.add_argument("--round-every", type=float, help="probe.round_every for that phase (0: one probe at a "
+                        "time); default: the setting's default")
     args = parser.parse_args()
     work = Path(args.work) / "writes"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     if args.only_probing:
-        print_probing(probing_day_cost(work, None, args.probing_hours))
+        for first_day in (False, True):
+            print_probing(probing_day_cost(work, None, args.probing_hours, first_day=first_day,
+                                           round_every=args.round_every))
         return 0
     state = work / "card"
     with LoopDisk(work / "card.img", state) as disk, \
@@ -362,18 +386,22 @@ def main() -> int:
         daemon.stop()
         shutil.copy(daemon.db_path, work / "stored.sqlite")
     flush, copy = flush_and_copy_cost(work, work / "stored.sqlite")
-    probing = probing_day_cost(work, work / "stored.sqlite", args.probing_hours)
+    probing = probing_day_cost(work, work / "stored.sqlite", args.probing_hours, round_every=args.round_every)
+    first_day = probing_day_cost(work, work / "stored.sqlite", args.probing_hours, first_day=True,
+                                 round_every=args.round_every)
 
     per_hour = quiet_dev / quiet_s * 3600
     # A quiet run shorter than an hour holds none of the hourly flushes: add them. The WAL's copies
     # (one every WAL_COPY_EVERY) are added at their measured cost, unless the run held one.
     flush_missing = flush if quiet_s < 3600 else 0.0
     copies = 0.0 if copied_in_window else 86400 / WAL_COPY_EVERY * copy
-    # The quiet hours hold no probe (each server is probed once a day, at start-up here): add a day's,
-    # at what one costs the card (the probing phase's minutes with a probe and nothing else).
-    count, written = probing["by_kind"].get("probe", (1, 0))
-    per_probe = written / count
-    quiet_day = (per_hour + flush_missing) * 24 + copies + servers * per_probe
+    # The quiet hours hold no probe (each server is probed once a day, at start-up here): add the day's
+    # round (the lab's few servers fit in one), at what a round at the cap costs the card (the probing
+    # phase's minutes with a round and nothing else: about six probes and older pinholes' news).
+    count, written = probing["by_kind"].get("round", (1, 0))
+    per_round = written / count
+    day_rounds = math.ceil(servers / max(1, int(default("probe.round_every") // default("probe.min_gap"))))
+    quiet_day = (per_hour + flush_missing) * 24 + copies + day_rounds * per_round
     day = quiet_day + busy_dev - per_hour * min(busy_s, 3600) / 3600
     print(f"[hourly flush] the status, an hour's contacts and pool sightings: {flush / 1e3:.0f} KB each; "
           f"the WAL copied every {WAL_COPY_EVERY / 3600:.0f} h: {copy / 1e3:.0f} KB each")
@@ -382,21 +410,27 @@ def main() -> int:
     print(f"[quiet] {quiet_s / 60:.1f} min, {probes} probes sent in all: card {quiet_dev / 1e6:.2f} MB "
           f"({per_hour / 1e6:.2f} MB/h{' + the hourly flush' if flush_missing else ''}, "
           f"{'a copy of the WAL in the run' if copied_in_window else f'{copies / 1e6:.2f} MB of WAL copies a day'}, "
-          f"and the day's {servers} probes at {per_probe / 1e3:.0f} KB each: {quiet_day / 1e6:.1f} MB a quiet day; "
+          f"and the day's {servers} probes in {day_rounds} round{'s' if day_rounds > 1 else ''} at "
+          f"{per_round / 1e3:.0f} KB each: {quiet_day / 1e6:.1f} MB a quiet day; "
           f"budget {BUDGET_MB:.0f} MB: "
           f"{'met' if quiet_day / 1e6 <= BUDGET_MB else 'MISSED'}); the daemon's own write_bytes "
           f"{quiet_proc / 1e6:.2f} MB")
     print(f"[busy hour] {args.scans} scans ({sent} packets), {stored} stored in {busy_s:.0f} s: card "
           f"{busy_dev / 1e6:.2f} MB; the daemon's own write_bytes {busy_proc / 1e6:.2f} MB")
     print_probing(probing)
+    print_probing(first_day)
     print(f"[day] a quiet day with the busy hour in it: {day / 1e6:.1f} MB written to the card; store now "
           f"{size / 1e6:.1f} MB")
     return 0
 
 
 def print_probing(figures: dict) -> None:
-    print(f"[probing at the cap] {figures['probes_per_day']:.0f} probes a day behind a UPnP router, "
-          f"{figures['hours']:.0f} simulated hours ({figures['probes']} probes, {figures['renewals']} pinhole "
+    what = (f"[probing, first day] a new appliance, no probe yet, up to {figures['max_live']} probe addresses"
+            if figures["first_day"] else
+            f"[probing at the cap] {figures['probes_per_day']:.0f} probes a day")
+    print(f"{what} behind a UPnP router, "
+          f"{figures['hours']:.0f} simulated hours ({figures['probes']} probes in {figures['rounds']} rounds, "
+          f"{figures['renewals']} pinhole "
           f"renewals): {figures['per_day'] / 1e6:.1f} MB a day written to the card, status flush and WAL copies "
           f"included (budget {BUDGET_MB:.0f} MB a quiet day)")
     for kind, (count, written) in sorted(figures["by_kind"].items()):

@@ -25,7 +25,7 @@ def write_config(lab, path: Path, *, state_dir: Path, nflog_group: int = 7, rout
                  family_prefix: int = 64, lease: int = 600, notify: tuple[str, ...] = (), **probe) -> Path:
     """The daemon's configuration for the lab: its interface and pools, a probe schedule compressed
     from days to seconds, the clock from the lab's chronyd in the appliance's namespace."""
-    settings = {"server_interval": 3600, "min_gap": 2, "first_delay": 1, "observation": 3600,
+    settings = {"server_interval": 3600, "min_gap": 2, "round_every": 4, "first_delay": 1, "observation": 3600,
                 "resolve_every": 60, "reply_timeout": 1.5, **probe}
     lines = [
         "[appliance]", f'interface = "{lab.lan_dev}"', f'state_dir = "{state_dir}"',
