@@ -236,7 +236,7 @@ def test_config_is_valid_with_documented_defaults(converged, rootfs):
                                   "3.debian.pool.ntp.org", "2.pool.ntp.org"]
     assert config.probe.kinds == ["ntp", "udp123", "udp321"]
     assert config.probe.server_interval == 86400
-    assert config.probe.min_gap == 60
+    assert config.probe.min_gap == 60 and config.probe.round_every == 3600
     assert config.probe.observation == 604800
     assert config.reachability.router == "upnp" and config.clock.source == "chrony"
     assert config.probe.max_live == 1000
