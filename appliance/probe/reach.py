@@ -17,9 +17,10 @@ ledger row, in one transaction, before the packet leaves. Each write is a write 
 a week of probes holds thousands of pinholes: so a renewal is kept in memory (written at a clean
 stop), and only what a verdict or a restart needs reaches the store: the renewal that carries a
 pinhole to its window's end (a window counts as reachable only if the store shows that) and its
-giving back, gathered for the prober's hourly write (the same few pages for all of them; at once if
-a window ends sooner), and at once any loss. After a power cut the store holds an older lease end than the
-router: the next pass renews early, which costs nothing but a request.
+giving back, gathered and written with the next round's ledger rows (the same transaction), or on
+their own within the hour when no round comes (at once if a window ends sooner), and at once any
+loss. After a power cut the store holds an older lease end than the router: the next pass renews
+early, which costs nothing but a request.
 `status` says it for a person, with what to do when the router does not help.
 """
 from __future__ import annotations
