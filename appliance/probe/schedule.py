@@ -13,13 +13,18 @@ from __future__ import annotations
 History = dict[str, tuple[float, dict[str, int]]]  # server -> (last probe, {kind: probes of it})
 
 
+def round_size(round_every: float, min_gap: float) -> int:
+    """The most probes a round holds: no more than one per `min_gap` on average, at least one."""
+    return max(1, int(round_every // min_gap))
+
+
 class ProbeScheduler:
     def __init__(self, kinds: list[str], *, server_interval: float, min_gap: float, round_every: float,
                  first_delay: float, start: float, max_live: int):
         self.kinds = list(kinds)
         self.server_interval, self.max_live = server_interval, max_live
         self.round_gap = max(round_every, min_gap)
-        self.round_size = max(1, int(round_every // min_gap))
+        self.round_size = round_size(round_every, min_gap)
         self.next_allowed = start + first_delay
 
     def choose(self, servers: list[str], history: History, now: float, live: int) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from appliance.daemon import WAL_COPY_EVERY, WAL_COPY_QUIET  # noqa: E402
+from appliance.probe.schedule import round_size  # noqa: E402
 from appliance.settings import default  # noqa: E402
 from tests.lab.appliance import ApplianceDaemon, write_config  # noqa: E402
 from tests.lab.lab import Lab  # noqa: E402
@@ -400,7 +401,7 @@ def main() -> int:
     # phase's minutes with a round and nothing else: about six probes and older pinholes' news).
     count, written = probing["by_kind"].get("round", (1, 0))
     per_round = written / count
-    day_rounds = math.ceil(servers / max(1, int(default("probe.round_every") // default("probe.min_gap"))))
+    day_rounds = math.ceil(servers / round_size(default("probe.round_every"), default("probe.min_gap")))
     quiet_day = (per_hour + flush_missing) * 24 + copies + day_rounds * per_round
     day = quiet_day + busy_dev - per_hour * min(busy_s, 3600) / 3600
     print(f"[hourly flush] the status, an hour's contacts and pool sightings: {flush / 1e3:.0f} KB each; "
